@@ -1,0 +1,270 @@
+//! The only code that speaks authentik HTTP.
+//!
+//! Errors are sorted by kind so callers branch on kinds, not strings; the client never retries
+//! (the retry policy lives with the pipeline). Every list is paged through with the maximum page
+//! size authentik honours (100), and application lists always carry `superuser_full_list=true`,
+//! which bypasses authentik's stale per-user list cache.
+
+mod error;
+mod types;
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use error::{AuthentikError, FieldErrors};
+pub use types::{
+    Application, CertificateKeyPair, Flow, OAuth2Provider, Page, RedirectUri, ScopeMapping,
+};
+
+/// authentik clamps larger page sizes to this.
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    api: String,
+    token: SecretString,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("api", &self.api).finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// `base` is authentik's address (e.g. `http://authentik-server:9000`), with or without
+    /// the `/api/v3` suffix.
+    pub fn new(base: &str, token: SecretString, timeout: Duration) -> Result<Client, AuthentikError> {
+        let trimmed = base.trim_end_matches('/');
+        let trimmed = trimmed.strip_suffix("/api/v3").unwrap_or(trimmed);
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("pma-sso/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| AuthentikError::transport("(client setup)", &e))?;
+        Ok(Client {
+            http,
+            api: format!("{trimmed}/api/v3"),
+            token,
+        })
+    }
+
+    pub fn api_base(&self) -> &str {
+        &self.api
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, AuthentikError> {
+        let endpoint = format!("{method} {path}");
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.api))
+            .bearer_auth(self.token.expose_secret())
+            .header(reqwest::header::ACCEPT, "application/json");
+        if !query.is_empty() {
+            request = request.query(query);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| AuthentikError::transport(&endpoint, &e))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| AuthentikError::transport(&endpoint, &e))?;
+        if status.is_success() {
+            let text: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+            return serde_json::from_slice(text).map_err(|e| AuthentikError::Decode {
+                endpoint,
+                problem: e.to_string(),
+            });
+        }
+        Err(AuthentikError::from_status(endpoint, status.as_u16(), &bytes, retry_after))
+    }
+
+    async fn get_opt<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, AuthentikError> {
+        match self.send(reqwest::Method::GET, path, &[], None).await {
+            Ok(value) => Ok(Some(value)),
+            Err(AuthentikError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every object of a list endpoint, page by page.
+    pub async fn list_all<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        filters: &[(&str, String)],
+    ) -> Result<Vec<T>, AuthentikError> {
+        let mut out = Vec::new();
+        let mut page = 1u64;
+        loop {
+            let mut query: Vec<(&str, String)> = filters.to_vec();
+            query.push(("page", page.to_string()));
+            query.push(("page_size", MAX_PAGE_SIZE.to_string()));
+            let result: Page<T> = self.send(reqwest::Method::GET, path, &query, None).await?;
+            out.extend(result.results);
+            let next = result.pagination.next;
+            // `next` is 0 on the last page; guard against a server that never says so.
+            if next == 0 || next <= page || page >= result.pagination.total_pages.max(1) {
+                break;
+            }
+            page = next;
+        }
+        Ok(out)
+    }
+
+    async fn write<T: DeserializeOwned, B: Serialize>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &B,
+    ) -> Result<T, AuthentikError> {
+        let body = serde_json::to_value(body).map_err(|e| AuthentikError::Decode {
+            endpoint: format!("{method} {path}"),
+            problem: format!("request body: {e}"),
+        })?;
+        self.send(method, path, &[], Some(&body)).await
+    }
+
+    // --- applications ------------------------------------------------------------------------
+
+    pub async fn applications(&self) -> Result<Vec<Application>, AuthentikError> {
+        self.list_all(
+            "/core/applications/",
+            &[("superuser_full_list", "true".into())],
+        )
+        .await
+    }
+
+    pub async fn application(&self, slug: &str) -> Result<Option<Application>, AuthentikError> {
+        self.get_opt(&format!("/core/applications/{slug}/")).await
+    }
+
+    pub async fn create_application(
+        &self,
+        body: &serde_json::Value,
+    ) -> Result<Application, AuthentikError> {
+        self.write(reqwest::Method::POST, "/core/applications/", body)
+            .await
+    }
+
+    pub async fn patch_application(
+        &self,
+        slug: &str,
+        body: &serde_json::Value,
+    ) -> Result<Application, AuthentikError> {
+        self.write(
+            reqwest::Method::PATCH,
+            &format!("/core/applications/{slug}/"),
+            body,
+        )
+        .await
+    }
+
+    // --- OAuth2 providers --------------------------------------------------------------------
+
+    pub async fn oauth2_providers(&self) -> Result<Vec<OAuth2Provider>, AuthentikError> {
+        self.list_all("/providers/oauth2/", &[]).await
+    }
+
+    pub async fn oauth2_provider_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<OAuth2Provider>, AuthentikError> {
+        let found: Vec<OAuth2Provider> = self
+            .list_all("/providers/oauth2/", &[("name", name.to_owned())])
+            .await?;
+        Ok(found.into_iter().find(|p| p.name == name))
+    }
+
+    pub async fn create_oauth2_provider(
+        &self,
+        body: &serde_json::Value,
+    ) -> Result<OAuth2Provider, AuthentikError> {
+        self.write(reqwest::Method::POST, "/providers/oauth2/", body)
+            .await
+    }
+
+    pub async fn patch_oauth2_provider(
+        &self,
+        pk: i64,
+        body: &serde_json::Value,
+    ) -> Result<OAuth2Provider, AuthentikError> {
+        self.write(
+            reqwest::Method::PATCH,
+            &format!("/providers/oauth2/{pk}/"),
+            body,
+        )
+        .await
+    }
+
+    // --- lookups -----------------------------------------------------------------------------
+
+    pub async fn flow(&self, slug: &str) -> Result<Option<Flow>, AuthentikError> {
+        self.get_opt(&format!("/flows/instances/{slug}/")).await
+    }
+
+    pub async fn flows(&self) -> Result<Vec<Flow>, AuthentikError> {
+        self.list_all("/flows/instances/", &[]).await
+    }
+
+    pub async fn scope_mappings(&self) -> Result<Vec<ScopeMapping>, AuthentikError> {
+        self.list_all("/propertymappings/provider/scope/", &[]).await
+    }
+
+    pub async fn create_scope_mapping(
+        &self,
+        body: &serde_json::Value,
+    ) -> Result<ScopeMapping, AuthentikError> {
+        self.write(
+            reqwest::Method::POST,
+            "/propertymappings/provider/scope/",
+            body,
+        )
+        .await
+    }
+
+    pub async fn patch_scope_mapping(
+        &self,
+        pk: &str,
+        body: &serde_json::Value,
+    ) -> Result<ScopeMapping, AuthentikError> {
+        self.write(
+            reqwest::Method::PATCH,
+            &format!("/propertymappings/provider/scope/{pk}/"),
+            body,
+        )
+        .await
+    }
+
+    pub async fn certificate_keypairs(&self) -> Result<Vec<CertificateKeyPair>, AuthentikError> {
+        self.list_all("/crypto/certificatekeypairs/", &[]).await
+    }
+
+    /// Cheap authenticated call: proves the token works.
+    pub async fn me(&self) -> Result<serde_json::Value, AuthentikError> {
+        self.send(reqwest::Method::GET, "/core/users/me/", &[], None)
+            .await
+    }
+}

@@ -1,0 +1,18 @@
+#![doc = include_str!("../README.md")]
+
+pub mod authentik;
+pub mod context;
+pub mod deliver;
+pub mod envfile;
+pub mod error;
+pub mod flows;
+pub mod live;
+pub mod manifest_edit;
+pub mod render;
+pub mod report;
+pub mod settings;
+
+pub use context::{Action, Context, ServiceResult};
+pub use error::FlowError;
+pub use report::{Applied, Drift, Report};
+pub use settings::Settings;
