@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use worker::{Action, Applied, Context, FlowError, Report, Settings};
 
 #[derive(Debug, Parser)]
-#[command(name = "pma-sso", version, about = "One authentik login for every service: check, plan, add and fix SSO.")]
+#[command(
+    name = "pma-sso",
+    version,
+    about = "One authentik login for every service: check, plan, add and fix SSO."
+)]
 pub struct Cli {
     /// Run the flows in this process instead of through the job queue. Until the queue lands
     /// this is also what happens without the flag.
@@ -80,7 +84,13 @@ fn error_line(service: &str, kind: &str, error: &FlowError) -> String {
     format!("❌ {service} ({kind}) — error: {error}")
 }
 
-async fn check(ctx: &Context, service: Option<&str>, json: bool, plan: bool, out: &mut dyn Write) -> Status {
+async fn check(
+    ctx: &Context,
+    service: Option<&str>,
+    json: bool,
+    plan: bool,
+    out: &mut dyn Write,
+) -> Status {
     let results: Vec<(String, Result<Report, FlowError>)> = match service {
         Some(name) => vec![(name.to_owned(), ctx.check(name).await)],
         None => match ctx.check_all().await {
@@ -107,7 +117,8 @@ async fn check(ctx: &Context, service: Option<&str>, json: bool, plan: bool, out
                     } else {
                         let _ = writeln!(out, "~ {name} ({}) — fix would:", report.kind);
                         for drift in &report.drifts {
-                            let _ = writeln!(out, "    {} (because {})", drift.remedy, drift.message);
+                            let _ =
+                                writeln!(out, "    {} (because {})", drift.remedy, drift.message);
                         }
                     }
                 } else {
@@ -130,7 +141,13 @@ async fn check(ctx: &Context, service: Option<&str>, json: bool, plan: bool, out
     status
 }
 
-async fn apply(ctx: &Context, services: &[String], action: Action, json: bool, out: &mut dyn Write) -> Status {
+async fn apply(
+    ctx: &Context,
+    services: &[String],
+    action: Action,
+    json: bool,
+    out: &mut dyn Write,
+) -> Status {
     let mut status = Status::Green;
     let mut json_rows = Vec::new();
     let mut restart: Vec<String> = Vec::new();
@@ -152,7 +169,9 @@ async fn apply(ctx: &Context, services: &[String], action: Action, json: bool, o
             Err(e) => {
                 status = Status::Error;
                 if json {
-                    json_rows.push(serde_json::json!({"service": name, "type": kind, "error": e.to_string()}));
+                    json_rows.push(
+                        serde_json::json!({"service": name, "type": kind, "error": e.to_string()}),
+                    );
                 } else {
                     let _ = writeln!(out, "{}", error_line(name, &kind, &e));
                 }

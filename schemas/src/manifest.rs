@@ -478,7 +478,7 @@ impl NameIdPolicy {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProxySpec {
     #[serde(default)]
@@ -495,18 +495,6 @@ pub struct ProxySpec {
     /// Cookie domain, for `forward_domain`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cookie_domain: Option<Template>,
-}
-
-impl Default for ProxySpec {
-    fn default() -> Self {
-        ProxySpec {
-            mode: ProxyMode::default(),
-            internal_url: None,
-            skip_path_regex: Vec::new(),
-            outpost: None,
-            cookie_domain: None,
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -59,7 +59,11 @@ impl Context {
             .user_agent(concat!("pma-sso/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| AuthentikError::transport("(client setup)", &e))?;
-        Ok(Context { settings, authentik, http })
+        Ok(Context {
+            settings,
+            authentik,
+            http,
+        })
     }
 
     pub fn package(&self, name: &str) -> Result<Package, FlowError> {
@@ -71,7 +75,11 @@ impl Context {
     }
 
     /// Check one service against a snapshot that holds its objects.
-    pub async fn check_with(&self, package: &Package, snapshot: &Snapshot) -> Result<Report, FlowError> {
+    pub async fn check_with(
+        &self,
+        package: &Package,
+        snapshot: &Snapshot,
+    ) -> Result<Report, FlowError> {
         let env = self.read_env()?;
         let svc = Service { package, env: &env };
         flows::check(self, &svc, &snapshot.live(&package.manifest)).await
@@ -99,14 +107,22 @@ impl Context {
                 Ok(package) => self.check_with(&package, &snapshot).await,
                 Err(e) => Err(FlowError::Manifest(e)),
             };
-            results.push(ServiceResult { service: name, outcome });
+            results.push(ServiceResult {
+                service: name,
+                outcome,
+            });
         }
         Ok(results)
     }
 
     /// Add or fix one service: read everything fresh, converge, mark the manifest configured.
     pub async fn apply(&self, name: &str, action: Action) -> Result<Applied, FlowError> {
-        let span = tracing::info_span!("job", service = name, action = action.as_str(), sso.r#type = tracing::field::Empty);
+        let span = tracing::info_span!(
+            "job",
+            service = name,
+            action = action.as_str(),
+            sso.r#type = tracing::field::Empty
+        );
         async {
             let package = self.package(name)?;
             tracing::Span::current().record("sso.type", package.manifest.kind().as_str());
@@ -114,10 +130,14 @@ impl Context {
             let snapshot = Snapshot::fetch_for(&self.authentik, &package.manifest)
                 .await
                 .map_err(FlowError::ReadAuthentik)?;
-            let svc = Service { package: &package, env: &env };
+            let svc = Service {
+                package: &package,
+                env: &env,
+            };
             let mut applied = flows::apply(self, &svc, &snapshot.live(&package.manifest)).await?;
             if !package.manifest.configured()
-                && manifest_edit::set_configured(&package.manifest_path, true).map_err(FlowError::EditManifest)?
+                && manifest_edit::set_configured(&package.manifest_path, true)
+                    .map_err(FlowError::EditManifest)?
             {
                 applied.did("set configured: true in the manifest");
             }
@@ -130,7 +150,10 @@ impl Context {
 
     /// Names of every package, sorted.
     pub fn service_names(&self) -> Result<Vec<String>, FlowError> {
-        Ok(list_packages(&self.settings.packages_dir)?.into_iter().map(|(n, _)| n).collect())
+        Ok(list_packages(&self.settings.packages_dir)?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect())
     }
 }
 
@@ -146,11 +169,10 @@ fn list_packages(dir: &Path) -> Result<Loaded, FlowError> {
         .map(|result| {
             let name = match &result {
                 Ok(p) => p.manifest.name.to_string(),
-                Err(e) => e
-                    .file
-                    .parent()
-                    .and_then(|p| p.file_name())
-                    .map_or_else(|| e.file.display().to_string(), |n| n.to_string_lossy().into_owned()),
+                Err(e) => e.file.parent().and_then(|p| p.file_name()).map_or_else(
+                    || e.file.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                ),
             };
             (name, result)
         })

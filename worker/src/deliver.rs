@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use hmac::{Hmac, Mac};
-use schemas::{Delivery, Package, Template};
 use schemas::manifest::{EnvDelivery, ExecDelivery, FileDelivery, HttpDelivery};
+use schemas::{Delivery, Package, Template};
 use sha2::Sha256;
 
 use crate::envfile::{self, EnvError, EnvFile};
@@ -37,7 +37,11 @@ pub enum DeliverError {
     #[error("command exited with {status}: {output}")]
     ExecFailed { status: String, output: String },
     #[error("{what}: {problem}")]
-    Http { what: String, problem: String, transient: bool },
+    Http {
+        what: String,
+        problem: String,
+        transient: bool,
+    },
 }
 
 impl DeliverError {
@@ -71,7 +75,11 @@ pub struct Delivered {
 }
 
 impl Deliverer<'_> {
-    pub async fn check(&self, index: usize, delivery: &Delivery) -> Result<Vec<Drift>, DeliverError> {
+    pub async fn check(
+        &self,
+        index: usize,
+        delivery: &Delivery,
+    ) -> Result<Vec<Drift>, DeliverError> {
         match delivery {
             Delivery::Env(env) => self.check_env(index, env),
             Delivery::File(file) => self.check_file(index, file),
@@ -80,7 +88,11 @@ impl Deliverer<'_> {
         }
     }
 
-    pub async fn apply(&self, index: usize, delivery: &Delivery) -> Result<Delivered, DeliverError> {
+    pub async fn apply(
+        &self,
+        index: usize,
+        delivery: &Delivery,
+    ) -> Result<Delivered, DeliverError> {
         match delivery {
             Delivery::Env(env) => self.apply_env(index, env),
             Delivery::File(file) => self.apply_file(index, file),
@@ -90,15 +102,22 @@ impl Deliverer<'_> {
     }
 
     fn render(&self, field: String, template: &Template) -> Result<Rendered, DeliverError> {
-        self.scope.render(template).map_err(|e| DeliverError::Render {
-            field,
-            problem: e.0,
-        })
+        self.scope
+            .render(template)
+            .map_err(|e| DeliverError::Render {
+                field,
+                problem: e.0,
+            })
     }
 
     fn display(&self, path: &Path) -> String {
         // Shown relative to the directory that holds `packages/`, e.g. `packages/grafana/.sso.env`.
-        let root = self.package.dir.parent().and_then(Path::parent).unwrap_or(Path::new(""));
+        let root = self
+            .package
+            .dir
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new(""));
         path.strip_prefix(root)
             .unwrap_or(path)
             .display()
@@ -107,7 +126,11 @@ impl Deliverer<'_> {
 
     // --- env -----------------------------------------------------------------------------
 
-    fn env_rendered(&self, index: usize, env: &EnvDelivery) -> Result<Vec<(String, Rendered)>, DeliverError> {
+    fn env_rendered(
+        &self,
+        index: usize,
+        env: &EnvDelivery,
+    ) -> Result<Vec<(String, Rendered)>, DeliverError> {
         env.vars
             .iter()
             .map(|(key, template)| {
@@ -187,19 +210,28 @@ impl Deliverer<'_> {
     fn write_if_changed(&self, path: &Path, text: &str) -> Result<Delivered, DeliverError> {
         let current = std::fs::read(path).ok();
         if current.as_deref() == Some(text.as_bytes()) {
-            return Ok(Delivered { changed: false, needs_restart: false });
+            return Ok(Delivered {
+                changed: false,
+                needs_restart: false,
+            });
         }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| DeliverError::Write {
                 path: self.display(path),
-                source: EnvError::Write { path: parent.to_owned(), source: e },
+                source: EnvError::Write {
+                    path: parent.to_owned(),
+                    source: e,
+                },
             })?;
         }
         envfile::write_private(path, text.as_bytes()).map_err(|source| DeliverError::Write {
             path: self.display(path),
             source,
         })?;
-        Ok(Delivered { changed: true, needs_restart: true })
+        Ok(Delivered {
+            changed: true,
+            needs_restart: true,
+        })
     }
 
     // --- file ----------------------------------------------------------------------------
@@ -227,7 +259,10 @@ impl Deliverer<'_> {
         let message = match std::fs::read(&path) {
             Err(_) => format!("delivered file missing: {shown}"),
             Ok(bytes) if bytes != wanted.as_bytes() => {
-                format!("delivered file stale: {shown} differs from {}", file.template)
+                format!(
+                    "delivered file stale: {shown} differs from {}",
+                    file.template
+                )
             }
             Ok(_) => return Ok(Vec::new()),
         };
@@ -254,14 +289,29 @@ impl Deliverer<'_> {
             .argv
             .iter()
             .enumerate()
-            .map(|(i, t)| Ok(self.render(format!("sso.deliver[{index}].exec.argv[{i}]"), t)?.text))
+            .map(|(i, t)| {
+                Ok(self
+                    .render(format!("sso.deliver[{index}].exec.argv[{i}]"), t)?
+                    .text)
+            })
             .collect::<Result<Vec<_>, DeliverError>>()?;
         let env = exec
             .env
             .iter()
-            .map(|(k, t)| Ok((k.to_string(), self.render(format!("sso.deliver[{index}].exec.env.{k}"), t)?.text)))
+            .map(|(k, t)| {
+                Ok((
+                    k.to_string(),
+                    self.render(format!("sso.deliver[{index}].exec.env.{k}"), t)?
+                        .text,
+                ))
+            })
             .collect::<Result<BTreeMap<_, _>, DeliverError>>()?;
-        Ok(ExecPlan { service: service.to_string(), user: exec.user.clone(), argv, env })
+        Ok(ExecPlan {
+            service: service.to_string(),
+            user: exec.user.clone(),
+            argv,
+            env,
+        })
     }
 
     fn check_exec(&self, index: usize, exec: &ExecDelivery) -> Result<Vec<Drift>, DeliverError> {
@@ -278,22 +328,36 @@ impl Deliverer<'_> {
                 plan.argv.first().map(String::as_str).unwrap_or(""),
                 plan.service
             ),
-            format!("run `{}` in {}", plan.argv.join(" ").chars().take(60).collect::<String>(), plan.service),
+            format!(
+                "run `{}` in {}",
+                plan.argv.join(" ").chars().take(60).collect::<String>(),
+                plan.service
+            ),
         )])
     }
 
-    async fn apply_exec(&self, index: usize, exec: &ExecDelivery) -> Result<Delivered, DeliverError> {
+    async fn apply_exec(
+        &self,
+        index: usize,
+        exec: &ExecDelivery,
+    ) -> Result<Delivered, DeliverError> {
         let plan = self.exec_plan(index, exec)?;
         let name = self.package.manifest.name.as_str();
         let mut state = DeliveryState::load(self.state_dir, name);
         let fingerprint = fingerprint(self.state_dir, &plan)?;
         if state.exec.get(&index.to_string()) == Some(&fingerprint) {
-            return Ok(Delivered { changed: false, needs_restart: false });
+            return Ok(Delivered {
+                changed: false,
+                needs_restart: false,
+            });
         }
-        let (program, prefix) = self.exec_runner.split_first().ok_or_else(|| DeliverError::ExecSpawn {
-            program: String::new(),
-            problem: "the exec runner is empty".into(),
-        })?;
+        let (program, prefix) =
+            self.exec_runner
+                .split_first()
+                .ok_or_else(|| DeliverError::ExecSpawn {
+                    program: String::new(),
+                    problem: "the exec runner is empty".into(),
+                })?;
         let mut command = tokio::process::Command::new(program);
         command.args(prefix);
         if let Some(user) = &plan.user {
@@ -306,96 +370,163 @@ impl Deliverer<'_> {
             command.env(key, value);
         }
         command.arg(&plan.service).args(&plan.argv);
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         command.kill_on_drop(true);
-        let output = command.output().await.map_err(|e| DeliverError::ExecSpawn {
-            program: program.clone(),
-            problem: e.to_string(),
-        })?;
+        let output = command
+            .output()
+            .await
+            .map_err(|e| DeliverError::ExecSpawn {
+                program: program.clone(),
+                problem: e.to_string(),
+            })?;
         if !output.status.success() {
             let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
             if text.trim().is_empty() {
                 text = String::from_utf8_lossy(&output.stdout).into_owned();
             }
-            let tail: String = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").chars().take(200).collect();
+            let tail: String = text
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .chars()
+                .take(200)
+                .collect();
             return Err(DeliverError::ExecFailed {
                 status: output.status.to_string(),
                 output: scrub(&tail, &self.secrets),
             });
         }
         state.exec.insert(index.to_string(), fingerprint);
-        state.save(self.state_dir, name).map_err(|source| DeliverError::Write {
-            path: self.display(&state_path(self.state_dir, name)),
-            source,
-        })?;
-        Ok(Delivered { changed: true, needs_restart: false })
+        state
+            .save(self.state_dir, name)
+            .map_err(|source| DeliverError::Write {
+                path: self.display(&state_path(self.state_dir, name)),
+                source,
+            })?;
+        Ok(Delivered {
+            changed: true,
+            needs_restart: false,
+        })
     }
 
     // --- http ----------------------------------------------------------------------------
 
-    async fn http_current(&self, index: usize, http: &HttpDelivery) -> Result<(Vec<serde_json::Value>, reqwest::header::HeaderMap), DeliverError> {
-        let list_url = self.render(format!("sso.deliver[{index}].http.list_url"), &http.list_url)?.text;
+    async fn http_current(
+        &self,
+        index: usize,
+        http: &HttpDelivery,
+    ) -> Result<(Vec<serde_json::Value>, reqwest::header::HeaderMap), DeliverError> {
+        let list_url = self
+            .render(
+                format!("sso.deliver[{index}].http.list_url"),
+                &http.list_url,
+            )?
+            .text;
         let mut headers = reqwest::header::HeaderMap::new();
         for (name, template) in &http.headers {
-            let value = self.render(format!("sso.deliver[{index}].http.headers.{name}"), template)?;
-            let header_name = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| DeliverError::Render {
-                field: format!("sso.deliver[{index}].http.headers"),
-                problem: format!("`{name}` is not a valid header name"),
-            })?;
-            let mut header_value = reqwest::header::HeaderValue::from_str(&value.text).map_err(|_| DeliverError::Render {
-                field: format!("sso.deliver[{index}].http.headers.{name}"),
-                problem: "the rendered value is not a valid header value".into(),
-            })?;
+            let value = self.render(
+                format!("sso.deliver[{index}].http.headers.{name}"),
+                template,
+            )?;
+            let header_name =
+                reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                    DeliverError::Render {
+                        field: format!("sso.deliver[{index}].http.headers"),
+                        problem: format!("`{name}` is not a valid header name"),
+                    }
+                })?;
+            let mut header_value =
+                reqwest::header::HeaderValue::from_str(&value.text).map_err(|_| {
+                    DeliverError::Render {
+                        field: format!("sso.deliver[{index}].http.headers.{name}"),
+                        problem: "the rendered value is not a valid header value".into(),
+                    }
+                })?;
             header_value.set_sensitive(value.secret);
             headers.insert(header_name, header_value);
         }
         let what = format!("GET {}", strip_query(&list_url));
-        let response = self.http.get(&list_url).headers(headers.clone()).send().await.map_err(|e| http_transport(&what, &e))?;
+        let response = self
+            .http
+            .get(&list_url)
+            .headers(headers.clone())
+            .send()
+            .await
+            .map_err(|e| http_transport(&what, &e))?;
         let status = response.status();
         if !status.is_success() {
             return Err(http_status(&what, status.as_u16()));
         }
-        let list: Vec<serde_json::Value> = response.json().await.map_err(|e| DeliverError::Http {
-            what: what.clone(),
-            problem: format!("expected a JSON array of settings: {e}"),
-            transient: false,
-        })?;
+        let list: Vec<serde_json::Value> =
+            response.json().await.map_err(|e| DeliverError::Http {
+                what: what.clone(),
+                problem: format!("expected a JSON array of settings: {e}"),
+                transient: false,
+            })?;
         Ok((list, headers))
     }
 
-    fn http_wanted(&self, index: usize, http: &HttpDelivery) -> Result<Vec<(String, serde_json::Value, bool)>, DeliverError> {
+    fn http_wanted(
+        &self,
+        index: usize,
+        http: &HttpDelivery,
+    ) -> Result<Vec<(String, serde_json::Value, bool)>, DeliverError> {
         http.settings
             .iter()
             .map(|(name, value)| {
-                let (rendered, secret) = self.scope.render_json(value).map_err(|e| DeliverError::Render {
-                    field: format!("sso.deliver[{index}].http.settings.{name}"),
-                    problem: e.0,
-                })?;
+                let (rendered, secret) =
+                    self.scope
+                        .render_json(value)
+                        .map_err(|e| DeliverError::Render {
+                            field: format!("sso.deliver[{index}].http.settings.{name}"),
+                            problem: e.0,
+                        })?;
                 Ok((name.clone(), rendered, secret))
             })
             .collect()
     }
 
-    async fn check_http(&self, index: usize, http: &HttpDelivery) -> Result<Vec<Drift>, DeliverError> {
+    async fn check_http(
+        &self,
+        index: usize,
+        http: &HttpDelivery,
+    ) -> Result<Vec<Drift>, DeliverError> {
         let wanted = self.http_wanted(index, http)?;
         let (list, _) = self.http_current(index, http).await?;
         let mut drifts = Vec::new();
         for (name, value, secret) in wanted {
             let field = format!("deliver[{index}].http.{name}");
-            let current = find_setting(&list, http, &name).and_then(|s| s.pointer(&http.value_pointer).cloned());
+            let current = find_setting(&list, http, &name)
+                .and_then(|s| s.pointer(&http.value_pointer).cloned());
             match current {
                 Some(current) if current == value => {}
                 Some(current) => {
-                    let message = if secret || value.to_string().len() > 120 || current.to_string().len() > 120 {
-                        format!("delivered setting stale: {name} in {} differs", self.package.manifest.name)
+                    let message = if secret
+                        || value.to_string().len() > 120
+                        || current.to_string().len() > 120
+                    {
+                        format!(
+                            "delivered setting stale: {name} in {} differs",
+                            self.package.manifest.name
+                        )
                     } else {
-                        format!("delivered setting stale: {name} in {}: want {value}, has {current}", self.package.manifest.name)
+                        format!(
+                            "delivered setting stale: {name} in {}: want {value}, has {current}",
+                            self.package.manifest.name
+                        )
                     };
                     drifts.push(Drift::new(field, message, format!("write setting {name}")));
                 }
                 None => drifts.push(Drift::new(
                     field,
-                    format!("delivered setting missing: {name} in {}", self.package.manifest.name),
+                    format!(
+                        "delivered setting missing: {name} in {}",
+                        self.package.manifest.name
+                    ),
                     format!("write setting {name}"),
                 )),
             }
@@ -403,15 +534,27 @@ impl Deliverer<'_> {
         Ok(drifts)
     }
 
-    async fn apply_http(&self, index: usize, http: &HttpDelivery) -> Result<Delivered, DeliverError> {
+    async fn apply_http(
+        &self,
+        index: usize,
+        http: &HttpDelivery,
+    ) -> Result<Delivered, DeliverError> {
         let wanted = self.http_wanted(index, http)?;
         let (list, headers) = self.http_current(index, http).await?;
-        let item_base = self.render(format!("sso.deliver[{index}].http.item_url"), &http.item_url)?.text;
+        let item_base = self
+            .render(
+                format!("sso.deliver[{index}].http.item_url"),
+                &http.item_url,
+            )?
+            .text;
         let mut changed = false;
         for (name, value, _) in wanted {
             let setting = find_setting(&list, http, &name).ok_or_else(|| DeliverError::Http {
                 what: format!("setting {name}"),
-                problem: format!("the service lists no setting whose `{}` is `{name}`", http.key_field),
+                problem: format!(
+                    "the service lists no setting whose `{}` is `{name}`",
+                    http.key_field
+                ),
                 transient: false,
             })?;
             if setting.pointer(&http.value_pointer) == Some(&value) {
@@ -436,13 +579,23 @@ impl Deliverer<'_> {
                 schemas::manifest::HttpMethod::Patch => reqwest::Method::PATCH,
                 schemas::manifest::HttpMethod::Post => reqwest::Method::POST,
             };
-            let response = self.http.request(method, &url).headers(headers.clone()).json(&body).send().await.map_err(|e| http_transport(&what, &e))?;
+            let response = self
+                .http
+                .request(method, &url)
+                .headers(headers.clone())
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| http_transport(&what, &e))?;
             if !response.status().is_success() {
                 return Err(http_status(&what, response.status().as_u16()));
             }
             changed = true;
         }
-        Ok(Delivered { changed, needs_restart: false })
+        Ok(Delivered {
+            changed,
+            needs_restart: false,
+        })
     }
 }
 
@@ -453,19 +606,21 @@ struct ExecPlan {
     env: BTreeMap<String, String>,
 }
 
-fn find_setting<'a>(list: &'a [serde_json::Value], http: &HttpDelivery, name: &str) -> Option<&'a serde_json::Value> {
-    list.iter().find(|s| s.get(&http.key_field).and_then(|v| v.as_str()) == Some(name))
+fn find_setting<'a>(
+    list: &'a [serde_json::Value],
+    http: &HttpDelivery,
+    name: &str,
+) -> Option<&'a serde_json::Value> {
+    list.iter()
+        .find(|s| s.get(&http.key_field).and_then(|v| v.as_str()) == Some(name))
 }
 
 fn body_at_pointer(pointer: &str, value: serde_json::Value) -> serde_json::Value {
     let segments: Vec<&str> = pointer.split('/').skip(1).collect();
-    segments
-        .into_iter()
-        .rev()
-        .fold(value, |inner, segment| {
-            let key = segment.replace("~1", "/").replace("~0", "~");
-            serde_json::json!({ key: inner })
-        })
+    segments.into_iter().rev().fold(value, |inner, segment| {
+        let key = segment.replace("~1", "/").replace("~0", "~");
+        serde_json::json!({ key: inner })
+    })
 }
 
 fn strip_query(url: &str) -> &str {
@@ -475,7 +630,11 @@ fn strip_query(url: &str) -> &str {
 fn http_transport(what: &str, e: &reqwest::Error) -> DeliverError {
     DeliverError::Http {
         what: what.to_owned(),
-        problem: if e.is_timeout() { "timed out".into() } else { "could not reach the service".into() },
+        problem: if e.is_timeout() {
+            "timed out".into()
+        } else {
+            "could not reach the service".into()
+        },
         transient: true,
     }
 }
@@ -487,7 +646,11 @@ fn http_status(what: &str, status: u16) -> DeliverError {
         429 | 500..=599 => (format!("the service answered HTTP {status}"), true),
         _ => (format!("the service answered HTTP {status}"), false),
     };
-    DeliverError::Http { what: what.to_owned(), problem, transient }
+    DeliverError::Http {
+        what: what.to_owned(),
+        problem,
+        transient,
+    }
 }
 
 /// Replace every known secret in `text` by `<redacted>`.
@@ -521,7 +684,10 @@ impl DeliveryState {
     }
 
     fn save(&self, dir: &Path, service: &str) -> Result<(), EnvError> {
-        std::fs::create_dir_all(dir).map_err(|source| EnvError::Write { path: dir.to_owned(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| EnvError::Write {
+            path: dir.to_owned(),
+            source,
+        })?;
         let text = serde_json::to_vec_pretty(self).unwrap_or_default();
         envfile::write_private(&state_path(dir, service), &text)
     }
@@ -538,7 +704,10 @@ fn fingerprint_key(dir: &Path) -> Result<Vec<u8>, DeliverError> {
     }
     let write_err = |source: std::io::Error| DeliverError::Write {
         path: path.display().to_string(),
-        source: EnvError::Write { path: path.clone(), source },
+        source: EnvError::Write {
+            path: path.clone(),
+            source,
+        },
     };
     std::fs::create_dir_all(dir).map_err(write_err)?;
     let key: [u8; 32] = rand::random();
@@ -585,7 +754,10 @@ mod tests {
 
     #[test]
     fn scrub_removes_every_known_secret() {
-        let out = scrub("failed: token s3cr3t-value rejected (s3cr3t-value)", &["s3cr3t-value".into()]);
+        let out = scrub(
+            "failed: token s3cr3t-value rejected (s3cr3t-value)",
+            &["s3cr3t-value".into()],
+        );
         assert_eq!(out, "failed: token <redacted> rejected (<redacted>)");
     }
 }

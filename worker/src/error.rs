@@ -92,7 +92,12 @@ impl FlowError {
             | FlowError::CreateApplication { source: e, .. }
             | FlowError::UpdateApplication { source: e, .. } => e.is_transient(),
             FlowError::Deliver { source, .. } => source.is_transient(),
-            FlowError::WriteEnv(e) => !matches!(e, EnvError::Malformed { .. } | EnvError::InvalidKey { .. } | EnvError::NulInValue { .. }),
+            FlowError::WriteEnv(e) => !matches!(
+                e,
+                EnvError::Malformed { .. }
+                    | EnvError::InvalidKey { .. }
+                    | EnvError::NulInValue { .. }
+            ),
             FlowError::Manifest(_)
             | FlowError::FlowMissing { .. }
             | FlowError::KeypairMissing { .. }

@@ -99,11 +99,15 @@ impl Snapshot {
     }
 
     /// What one service needs, with targeted reads.
-    pub async fn fetch_for(client: &Client, manifest: &Manifest) -> Result<Snapshot, AuthentikError> {
+    pub async fn fetch_for(
+        client: &Client,
+        manifest: &Manifest,
+    ) -> Result<Snapshot, AuthentikError> {
         let slug = manifest.slug();
         let provider = provider_name(manifest);
-        let flows = manifest.flows();
-        let (app, oauth2, auth_flow, inv_flow, scope_mappings, keypairs) = tokio::try_join!(
+        // Flows, mappings and keypairs are short lists (one page): reading them whole lets a
+        // check name whatever flow or keypair a drifted provider points at.
+        let (app, oauth2, flows, scope_mappings, keypairs) = tokio::try_join!(
             client.application(slug.as_str()),
             async {
                 if manifest.oauth().is_some() {
@@ -112,14 +116,13 @@ impl Snapshot {
                     Ok(None)
                 }
             },
-            client.flow(flows.authorization.as_str()),
-            client.flow(flows.invalidation.as_str()),
+            client.flows(),
             client.scope_mappings(),
             client.certificate_keypairs(),
         )?;
         Ok(Snapshot {
             catalog: Catalog {
-                flows: auth_flow.into_iter().chain(inv_flow).collect(),
+                flows,
                 scope_mappings,
                 keypairs,
             },

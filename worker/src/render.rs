@@ -87,7 +87,10 @@ impl<'a> Scope<'a> {
         let auth = match public_url {
             Some(u) => Ok(u.trim_end_matches('/').to_owned()),
             None => domain(env).map(|d| {
-                let sub = env.get("AUTH_SUBDOMAIN").filter(|s| !s.is_empty()).unwrap_or("auth");
+                let sub = env
+                    .get("AUTH_SUBDOMAIN")
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("auth");
                 format!("https://{sub}.{d}")
             }),
         };
@@ -102,7 +105,10 @@ impl<'a> Scope<'a> {
             derive(&format!("{issuer}.well-known/openid-configuration")),
         );
         values.insert(Var::AuthJwks, derive(&format!("{issuer}jwks/")));
-        values.insert(Var::AuthEndSession, derive(&format!("{issuer}end-session/")));
+        values.insert(
+            Var::AuthEndSession,
+            derive(&format!("{issuer}end-session/")),
+        );
         let saml = format!("/application/saml/{slug}/");
         values.insert(
             Var::AuthSamlSsoRedirect,
@@ -140,12 +146,20 @@ impl<'a> Scope<'a> {
                 env.get(key.as_str())
                     .filter(|v| !v.is_empty())
                     .map(str::to_owned)
-                    .ok_or_else(|| format!("{key} is not in .env yet; run `pma-sso add {}`", manifest.name))
+                    .ok_or_else(|| {
+                        format!(
+                            "{key} is not in .env yet; run `pma-sso add {}`",
+                            manifest.name
+                        )
+                    })
             };
             values.insert(Var::ClientId, from_env(&id_key));
             values.insert(Var::ClientSecret, from_env(&secret_key));
         } else {
-            let none = Err(format!("a {} service has no OAuth2 client", manifest.kind()));
+            let none = Err(format!(
+                "a {} service has no OAuth2 client",
+                manifest.kind()
+            ));
             values.insert(Var::ClientId, none.clone());
             values.insert(Var::ClientSecret, none);
         }
@@ -177,14 +191,19 @@ impl<'a> Scope<'a> {
                     text.push_str(value);
                     secret = true;
                 }
-                Part::Env { key, default } => text.push_str(&env_value(self.env, key, default.as_deref())?),
+                Part::Env { key, default } => {
+                    text.push_str(&env_value(self.env, key, default.as_deref())?)
+                }
             }
         }
         Ok(Rendered { text, secret })
     }
 
     /// Render a JSON value whose strings are templates.
-    pub fn render_json(&self, value: &serde_json::Value) -> Result<(serde_json::Value, bool), RenderError> {
+    pub fn render_json(
+        &self,
+        value: &serde_json::Value,
+    ) -> Result<(serde_json::Value, bool), RenderError> {
         let mut secret = false;
         let rendered = self.render_json_inner(value, &mut secret)?;
         Ok((rendered, secret))
@@ -226,7 +245,11 @@ fn domain(env: &EnvFile) -> Result<String, String> {
         .ok_or_else(|| "DOMAIN is not set in .env; it builds every public URL".to_owned())
 }
 
-fn env_value(env: &EnvFile, key: &schemas::EnvKey, default: Option<&str>) -> Result<String, RenderError> {
+fn env_value(
+    env: &EnvFile,
+    key: &schemas::EnvKey,
+    default: Option<&str>,
+) -> Result<String, RenderError> {
     match (env.get(key.as_str()).filter(|v| !v.is_empty()), default) {
         (Some(v), _) => Ok(v.to_owned()),
         (None, Some(d)) => Ok(d.to_owned()),
@@ -272,17 +295,27 @@ mod tests {
 
     #[test]
     fn urls_come_from_the_public_authentik_url_and_domain() {
-        let m = manifest("name: grafana\nsso:\n  type: oidc\n  redirect_path: /login/generic_oauth\n");
+        let m =
+            manifest("name: grafana\nsso:\n  type: oidc\n  redirect_path: /login/generic_oauth\n");
         let (_d, e) = env("DOMAIN=example.org\nGRAFANA_SSO_CLIENT_SECRET=s3cr3t\n");
         let scope = Scope::new(&m, &e, None, &Extras::default());
-        assert_eq!(scope.var(Var::ServiceRedirectUri).expect("set"), "https://grafana.example.org/login/generic_oauth");
-        assert_eq!(scope.var(Var::AuthIssuer).expect("set"), "https://auth.example.org/application/o/grafana/");
+        assert_eq!(
+            scope.var(Var::ServiceRedirectUri).expect("set"),
+            "https://grafana.example.org/login/generic_oauth"
+        );
+        assert_eq!(
+            scope.var(Var::AuthIssuer).expect("set"),
+            "https://auth.example.org/application/o/grafana/"
+        );
         let t = Template::parse("{{client_secret}}").expect("valid");
         let r = scope.render(&t).expect("renders");
         assert!(r.secret);
         assert!(!format!("{r:?}").contains("s3cr3t"));
         let scope = Scope::new(&m, &e, Some("https://sso.example.net/"), &Extras::default());
-        assert_eq!(scope.var(Var::AuthToken).expect("set"), "https://sso.example.net/application/o/token/");
+        assert_eq!(
+            scope.var(Var::AuthToken).expect("set"),
+            "https://sso.example.net/application/o/token/"
+        );
     }
 
     #[test]
@@ -290,9 +323,16 @@ mod tests {
         let m = manifest("name: grafana\nsso:\n  type: oidc\n  redirect_path: /cb\n");
         let (_d, e) = env("");
         let scope = Scope::new(&m, &e, None, &Extras::default());
-        let err = scope.render(&Template::parse("{{service.url}}").expect("valid")).expect_err("no domain");
+        let err = scope
+            .render(&Template::parse("{{service.url}}").expect("valid"))
+            .expect_err("no domain");
         assert!(err.0.contains("DOMAIN is not set"), "{err}");
-        let err = scope.render(&Template::parse("{{client_id}}").expect("valid")).expect_err("no id");
-        assert!(err.0.contains("GRAFANA_SSO_CLIENT_ID is not in .env"), "{err}");
+        let err = scope
+            .render(&Template::parse("{{client_id}}").expect("valid"))
+            .expect_err("no id");
+        assert!(
+            err.0.contains("GRAFANA_SSO_CLIENT_ID is not in .env"),
+            "{err}"
+        );
     }
 }

@@ -14,7 +14,11 @@ pub struct Drift {
 }
 
 impl Drift {
-    pub fn new(field: impl Into<String>, message: impl Into<String>, remedy: impl Into<String>) -> Drift {
+    pub fn new(
+        field: impl Into<String>,
+        message: impl Into<String>,
+        remedy: impl Into<String>,
+    ) -> Drift {
         Drift {
             field: field.into(),
             message: message.into(),
@@ -50,7 +54,12 @@ impl Report {
             line
         } else {
             let reasons: Vec<&str> = self.drifts.iter().map(|d| d.message.as_str()).collect();
-            format!("❌ {} ({}) — {}", self.service, self.kind, reasons.join("; "))
+            format!(
+                "❌ {} ({}) — {}",
+                self.service,
+                self.kind,
+                reasons.join("; ")
+            )
         }
     }
 }

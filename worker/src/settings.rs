@@ -44,7 +44,9 @@ impl Settings {
         Self::from_lookup(&lookup)
     }
 
-    pub fn from_lookup(process: &dyn Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
+    pub fn from_lookup(
+        process: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, SettingsError> {
         let env_path = PathBuf::from(process("PMA_SSO_ENV_FILE").unwrap_or_else(|| ".env".into()));
         let file = EnvFile::read(&env_path)?;
         let get = |key: &str| {
@@ -122,7 +124,11 @@ mod tests {
     fn process_environment_wins_over_the_env_file() {
         let dir = tempfile::tempdir().expect("tmp");
         let env = dir.path().join(".env");
-        std::fs::write(&env, "AUTHENTIK_URL=http://file:9000\nAUTHENTIK_TOKEN=from-file\n").expect("write");
+        std::fs::write(
+            &env,
+            "AUTHENTIK_URL=http://file:9000\nAUTHENTIK_TOKEN=from-file\n",
+        )
+        .expect("write");
         let env_str = env.display().to_string();
         let lookup = move |key: &str| match key {
             "PMA_SSO_ENV_FILE" => Some(env_str.clone()),
@@ -134,7 +140,10 @@ mod tests {
         assert_eq!(s.authentik_token.expose_secret(), "from-file");
         assert_eq!(s.packages_dir, dir.path().join("packages"));
         assert_eq!(s.exec_runner, ["docker", "compose", "exec", "-T"]);
-        assert!(!format!("{s:?}").contains("from-file"), "Debug leaks the token");
+        assert!(
+            !format!("{s:?}").contains("from-file"),
+            "Debug leaks the token"
+        );
     }
 
     #[test]
@@ -147,6 +156,9 @@ mod tests {
             _ => None,
         };
         let err = Settings::from_lookup(&lookup).expect_err("no token");
-        assert_eq!(err.to_string(), "AUTHENTIK_TOKEN is not set (in the environment or in .env)");
+        assert_eq!(
+            err.to_string(),
+            "AUTHENTIK_TOKEN is not set (in the environment or in .env)"
+        );
     }
 }

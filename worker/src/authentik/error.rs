@@ -7,8 +7,14 @@ pub type FieldErrors = BTreeMap<String, Vec<String>>;
 /// authentik API failures, sorted by what a caller can do about them.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthentikError {
-    #[error("{endpoint}: authentik rejected the request: {}", render_fields(fields))]
-    BadRequest { endpoint: String, fields: FieldErrors },
+    #[error(
+        "{endpoint}: authentik rejected the request: {}",
+        render_fields(fields)
+    )]
+    BadRequest {
+        endpoint: String,
+        fields: FieldErrors,
+    },
     /// authentik answers 403 for every auth failure (bad, expired or missing token, or missing
     /// permission); retrying cannot help.
     #[error("{endpoint}: forbidden ({detail}); check AUTHENTIK_TOKEN and its permissions")]
@@ -113,7 +119,11 @@ fn field_errors(value: &serde_json::Value) -> FieldErrors {
     fn walk(prefix: &str, value: &serde_json::Value, out: &mut FieldErrors) {
         match value {
             serde_json::Value::String(s) => out
-                .entry(if prefix.is_empty() { "non_field_errors".into() } else { prefix.to_owned() })
+                .entry(if prefix.is_empty() {
+                    "non_field_errors".into()
+                } else {
+                    prefix.to_owned()
+                })
                 .or_default()
                 .push(short(s)),
             serde_json::Value::Array(items) => {
@@ -128,7 +138,11 @@ fn field_errors(value: &serde_json::Value) -> FieldErrors {
             }
             serde_json::Value::Object(map) => {
                 for (key, item) in map {
-                    let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                    let path = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
                     walk(&path, item, out);
                 }
             }
@@ -177,13 +191,24 @@ mod tests {
 
     #[test]
     fn statuses_sort_into_kinds() {
-        let forbidden = AuthentikError::from_status("GET /a/".into(), 403, br#"{"detail":"Token invalid/expired"}"#, None);
-        assert!(matches!(forbidden, AuthentikError::Forbidden { ref detail, .. } if detail == "Token invalid/expired"));
+        let forbidden = AuthentikError::from_status(
+            "GET /a/".into(),
+            403,
+            br#"{"detail":"Token invalid/expired"}"#,
+            None,
+        );
+        assert!(
+            matches!(forbidden, AuthentikError::Forbidden { ref detail, .. } if detail == "Token invalid/expired")
+        );
         assert!(!forbidden.is_transient());
-        let limited = AuthentikError::from_status("GET /a/".into(), 429, b"", Some(Duration::from_secs(7)));
+        let limited =
+            AuthentikError::from_status("GET /a/".into(), 429, b"", Some(Duration::from_secs(7)));
         assert!(limited.is_transient());
         assert_eq!(limited.retry_after(), Some(Duration::from_secs(7)));
         assert!(AuthentikError::from_status("GET /a/".into(), 502, b"<html>", None).is_transient());
-        assert!(matches!(AuthentikError::from_status("GET /a/".into(), 404, b"{}", None), AuthentikError::NotFound { .. }));
+        assert!(matches!(
+            AuthentikError::from_status("GET /a/".into(), 404, b"{}", None),
+            AuthentikError::NotFound { .. }
+        ));
     }
 }

@@ -31,14 +31,20 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("api", &self.api).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("api", &self.api)
+            .finish_non_exhaustive()
     }
 }
 
 impl Client {
     /// `base` is authentik's address (e.g. `http://authentik-server:9000`), with or without
     /// the `/api/v3` suffix.
-    pub fn new(base: &str, token: SecretString, timeout: Duration) -> Result<Client, AuthentikError> {
+    pub fn new(
+        base: &str,
+        token: SecretString,
+        timeout: Duration,
+    ) -> Result<Client, AuthentikError> {
         let trimmed = base.trim_end_matches('/');
         let trimmed = trimmed.strip_suffix("/api/v3").unwrap_or(trimmed);
         let http = reqwest::Client::builder()
@@ -99,7 +105,12 @@ impl Client {
                 problem: e.to_string(),
             });
         }
-        Err(AuthentikError::from_status(endpoint, status.as_u16(), &bytes, retry_after))
+        Err(AuthentikError::from_status(
+            endpoint,
+            status.as_u16(),
+            &bytes,
+            retry_after,
+        ))
     }
 
     async fn get_opt<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, AuthentikError> {
@@ -230,7 +241,8 @@ impl Client {
     }
 
     pub async fn scope_mappings(&self) -> Result<Vec<ScopeMapping>, AuthentikError> {
-        self.list_all("/propertymappings/provider/scope/", &[]).await
+        self.list_all("/propertymappings/provider/scope/", &[])
+            .await
     }
 
     pub async fn create_scope_mapping(

@@ -31,8 +31,18 @@ pub struct Service<'a> {
 // Static dispatch only (no `dyn Flow`), so `async fn` in the trait is fine.
 #[allow(async_fn_in_trait)]
 pub trait Flow {
-    async fn check(&self, ctx: &Context, svc: &Service<'_>, live: &Live<'_>) -> Result<Report, FlowError>;
-    async fn apply(&self, ctx: &Context, svc: &Service<'_>, live: &Live<'_>) -> Result<Applied, FlowError>;
+    async fn check(
+        &self,
+        ctx: &Context,
+        svc: &Service<'_>,
+        live: &Live<'_>,
+    ) -> Result<Report, FlowError>;
+    async fn apply(
+        &self,
+        ctx: &Context,
+        svc: &Service<'_>,
+        live: &Live<'_>,
+    ) -> Result<Applied, FlowError>;
 }
 
 pub async fn check(ctx: &Context, svc: &Service<'_>, live: &Live<'_>) -> Result<Report, FlowError> {
@@ -45,7 +55,11 @@ pub async fn check(ctx: &Context, svc: &Service<'_>, live: &Live<'_>) -> Result<
     }
 }
 
-pub async fn apply(ctx: &Context, svc: &Service<'_>, live: &Live<'_>) -> Result<Applied, FlowError> {
+pub async fn apply(
+    ctx: &Context,
+    svc: &Service<'_>,
+    live: &Live<'_>,
+) -> Result<Applied, FlowError> {
     match svc.package.manifest.kind() {
         SsoKind::Oauth => oauth::OAuth.apply(ctx, svc, live).await,
         SsoKind::Oidc => oidc::Oidc.apply(ctx, svc, live).await,
@@ -68,7 +82,11 @@ fn report(svc: &Service<'_>, summary: &str, drifts: Vec<Drift>) -> Report {
 /// Values of `env` that must never appear in an error text.
 fn secrets_of(svc: &Service<'_>, env: &EnvFile) -> Vec<String> {
     let m = &svc.package.manifest;
-    let mut keys: Vec<String> = m.client_secret_env().into_iter().map(|k| k.to_string()).collect();
+    let mut keys: Vec<String> = m
+        .client_secret_env()
+        .into_iter()
+        .map(|k| k.to_string())
+        .collect();
     for delivery in m.deliveries() {
         if let schemas::Delivery::Http(http) = delivery {
             for template in http.headers.values() {
@@ -80,13 +98,24 @@ fn secrets_of(svc: &Service<'_>, env: &EnvFile) -> Vec<String> {
             }
         }
     }
-    keys.iter().filter_map(|k| env.get(k).map(str::to_owned)).collect()
+    keys.iter()
+        .filter_map(|k| env.get(k).map(str::to_owned))
+        .collect()
 }
 
 /// Check every delivery. A value that cannot be rendered yet (no client id in `.env` before
 /// the first add) is drift that `fix` repairs, not an error.
-async fn check_deliveries(ctx: &Context, svc: &Service<'_>, extras: &Extras) -> Result<Vec<Drift>, FlowError> {
-    let scope = Scope::new(&svc.package.manifest, svc.env, ctx.settings.public_url.as_deref(), extras);
+async fn check_deliveries(
+    ctx: &Context,
+    svc: &Service<'_>,
+    extras: &Extras,
+) -> Result<Vec<Drift>, FlowError> {
+    let scope = Scope::new(
+        &svc.package.manifest,
+        svc.env,
+        ctx.settings.public_url.as_deref(),
+        extras,
+    );
     let deliverer = deliverer(ctx, svc, &scope, svc.env);
     let mut drifts = Vec::new();
     let mut unrenderable = false;
@@ -104,7 +133,11 @@ async fn check_deliveries(ctx: &Context, svc: &Service<'_>, extras: &Extras) -> 
             }
             Err(DeliverError::Render { .. }) => {}
             Err(source) => {
-                return Err(FlowError::Deliver { index, kind: delivery.kind(), source });
+                return Err(FlowError::Deliver {
+                    index,
+                    kind: delivery.kind(),
+                    source,
+                });
             }
         }
     }
@@ -120,26 +153,46 @@ async fn apply_deliveries(
     applied: &mut Applied,
 ) -> Result<(), FlowError> {
     let env = EnvFile::read(&ctx.settings.env_path).map_err(FlowError::ReadEnv)?;
-    let scope = Scope::new(&svc.package.manifest, &env, ctx.settings.public_url.as_deref(), extras);
+    let scope = Scope::new(
+        &svc.package.manifest,
+        &env,
+        ctx.settings.public_url.as_deref(),
+        extras,
+    );
     let deliverer = deliverer(ctx, svc, &scope, &env);
     let mut restart = false;
     for (index, delivery) in svc.package.manifest.deliveries().iter().enumerate() {
         let done = deliverer
             .apply(index, delivery)
             .await
-            .map_err(|source| FlowError::Deliver { index, kind: delivery.kind(), source })?;
+            .map_err(|source| FlowError::Deliver {
+                index,
+                kind: delivery.kind(),
+                source,
+            })?;
         if done.changed {
             applied.did(format!("delivered {} settings (#{index})", delivery.kind()));
         }
         restart |= done.needs_restart;
     }
     if restart {
-        applied.restart(svc.package.manifest.restart().into_iter().map(|s| s.to_string()));
+        applied.restart(
+            svc.package
+                .manifest
+                .restart()
+                .into_iter()
+                .map(|s| s.to_string()),
+        );
     }
     Ok(())
 }
 
-fn deliverer<'a>(ctx: &'a Context, svc: &'a Service<'_>, scope: &'a Scope<'a>, env: &EnvFile) -> Deliverer<'a> {
+fn deliverer<'a>(
+    ctx: &'a Context,
+    svc: &'a Service<'_>,
+    scope: &'a Scope<'a>,
+    env: &EnvFile,
+) -> Deliverer<'a> {
     Deliverer {
         package: svc.package,
         scope,

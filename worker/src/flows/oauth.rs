@@ -13,13 +13,27 @@ pub struct OAuth;
 const OPTIONS: oauth2::Options = oauth2::Options { issuer_mode: None };
 
 impl Flow for OAuth {
-    async fn check(&self, ctx: &Context, svc: &Service<'_>, live: &Live<'_>) -> Result<Report, FlowError> {
+    async fn check(
+        &self,
+        ctx: &Context,
+        svc: &Service<'_>,
+        live: &Live<'_>,
+    ) -> Result<Report, FlowError> {
         let mut drifts = oauth2::check(ctx, svc, live, &OPTIONS)?;
         drifts.extend(check_deliveries(ctx, svc, &Extras::default()).await?);
-        Ok(report(svc, "authentik app present, redirects match", drifts))
+        Ok(report(
+            svc,
+            "authentik app present, redirects match",
+            drifts,
+        ))
     }
 
-    async fn apply(&self, ctx: &Context, svc: &Service<'_>, live: &Live<'_>) -> Result<Applied, FlowError> {
+    async fn apply(
+        &self,
+        ctx: &Context,
+        svc: &Service<'_>,
+        live: &Live<'_>,
+    ) -> Result<Applied, FlowError> {
         let mut applied = oauth2::apply(ctx, svc, live, &OPTIONS).await?;
         apply_deliveries(ctx, svc, &Extras::default(), &mut applied).await?;
         Ok(applied)

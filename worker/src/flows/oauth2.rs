@@ -70,8 +70,16 @@ fn desired(
 ) -> Result<Desired, FlowError> {
     let m = &svc.package.manifest;
     let view = m.oauth().ok_or(FlowError::Unsupported { kind: m.kind() })?;
-    let scope = Scope::new(m, svc.env, ctx.settings.public_url.as_deref(), &Extras::default());
-    let url = scope.var(Var::ServiceUrl).map_err(render_err("service url"))?.to_owned();
+    let scope = Scope::new(
+        m,
+        svc.env,
+        ctx.settings.public_url.as_deref(),
+        &Extras::default(),
+    );
+    let url = scope
+        .var(Var::ServiceUrl)
+        .map_err(render_err("service url"))?
+        .to_owned();
     let redirect_uris = view
         .redirect_paths
         .iter()
@@ -86,20 +94,30 @@ fn desired(
         catalog
             .flow_by_slug(slug.as_str())
             .map(|f| f.pk.clone())
-            .ok_or_else(|| FlowError::FlowMissing { slug: slug.to_string() })
+            .ok_or_else(|| FlowError::FlowMissing {
+                slug: slug.to_string(),
+            })
     };
     let mut mappings = Vec::new();
     for scope_name in &view.client.scopes {
         if let Some((_, managed)) = MANAGED_SCOPES.iter().find(|(n, _)| n == scope_name) {
-            let found = catalog
-                .scope_mapping_by_managed(managed)
-                .ok_or_else(|| FlowError::ScopeMissing { managed: (*managed).to_owned() })?;
-            mappings.push(WantMapping { label: scope_name.clone(), pk: Some(found.pk.clone()) });
+            let found = catalog.scope_mapping_by_managed(managed).ok_or_else(|| {
+                FlowError::ScopeMissing {
+                    managed: (*managed).to_owned(),
+                }
+            })?;
+            mappings.push(WantMapping {
+                label: scope_name.clone(),
+                pk: Some(found.pk.clone()),
+            });
         }
     }
     for spec in view.mappings {
         if view.client.scopes.contains(&spec.scope_name) {
-            mappings.push(WantMapping { label: spec.scope_name.clone(), pk: custom_pks(spec) });
+            mappings.push(WantMapping {
+                label: spec.scope_name.clone(),
+                pk: custom_pks(spec),
+            });
         }
     }
     let signing_key = match &view.client.signing_key {
@@ -111,9 +129,18 @@ fn desired(
             Some((name.clone(), kp.pk.clone()))
         }
     };
-    let id_key = m.client_id_env().ok_or(FlowError::Unsupported { kind: m.kind() })?;
-    let secret_key = m.client_secret_env().ok_or(FlowError::Unsupported { kind: m.kind() })?;
-    let non_empty = |key: &EnvKey| svc.env.get(key.as_str()).filter(|v| !v.is_empty()).map(str::to_owned);
+    let id_key = m
+        .client_id_env()
+        .ok_or(FlowError::Unsupported { kind: m.kind() })?;
+    let secret_key = m
+        .client_secret_env()
+        .ok_or(FlowError::Unsupported { kind: m.kind() })?;
+    let non_empty = |key: &EnvKey| {
+        svc.env
+            .get(key.as_str())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
     Ok(Desired {
         provider_name: provider_name(m),
         authorization_flow: flow_pk(&flows.authorization)?,
@@ -151,12 +178,18 @@ fn expression(svc: &Service<'_>, spec: &ScopeMappingSpec) -> Result<String, Flow
 }
 
 /// Desired body of a custom scope mapping.
-fn mapping_body(svc: &Service<'_>, spec: &ScopeMappingSpec) -> Result<Map<String, Value>, FlowError> {
+fn mapping_body(
+    svc: &Service<'_>,
+    spec: &ScopeMappingSpec,
+) -> Result<Map<String, Value>, FlowError> {
     let mut body = Map::new();
     body.insert("name".into(), json!(spec.name));
     body.insert("scope_name".into(), json!(spec.scope_name));
     body.insert("expression".into(), json!(expression(svc, spec)?));
-    body.insert("description".into(), json!(spec.description.clone().unwrap_or_default()));
+    body.insert(
+        "description".into(),
+        json!(spec.description.clone().unwrap_or_default()),
+    );
     Ok(body)
 }
 
@@ -174,7 +207,11 @@ fn mapping_patch(want: &Map<String, Value>, have: &ScopeMapping) -> Map<String, 
 }
 
 fn mappings_of<'a>(svc: &Service<'a>) -> &'a [ScopeMappingSpec] {
-    svc.package.manifest.oauth().map(|v| v.mappings).unwrap_or(&[])
+    svc.package
+        .manifest
+        .oauth()
+        .map(|v| v.mappings)
+        .unwrap_or(&[])
 }
 
 fn authorization_uris(uris: &[RedirectUri]) -> Vec<(String, String)> {
@@ -189,19 +226,33 @@ fn show_uris(uris: &[(String, String)]) -> String {
         return "none".into();
     }
     uris.iter()
-        .map(|(mode, url)| if mode == "strict" { url.clone() } else { format!("{url} ({mode})") })
+        .map(|(mode, url)| {
+            if mode == "strict" {
+                url.clone()
+            } else {
+                format!("{url} ({mode})")
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
 /// Compare the provider with the desired state: the drifts, and the PATCH body that repairs
 /// them (only differing fields — a no-op PATCH still fires authentik's `model_updated`).
-fn provider_diff(desired: &Desired, have: &OAuth2Provider, catalog: &Catalog) -> (Vec<Drift>, Map<String, Value>) {
+fn provider_diff(
+    desired: &Desired,
+    have: &OAuth2Provider,
+    catalog: &Catalog,
+) -> (Vec<Drift>, Map<String, Value>) {
     let mut drifts = Vec::new();
     let mut patch = Map::new();
     let name = &desired.provider_name;
     let mut differ = |drifts: &mut Vec<Drift>, field: &str, message: String, value: Value| {
-        drifts.push(Drift::new(format!("provider.{field}"), message, format!("set {field} on provider {name}")));
+        drifts.push(Drift::new(
+            format!("provider.{field}"),
+            message,
+            format!("set {field} on provider {name}"),
+        ));
         patch.insert(field.to_owned(), value);
     };
 
@@ -211,7 +262,11 @@ fn provider_diff(desired: &Desired, have: &OAuth2Provider, catalog: &Catalog) ->
         differ(
             &mut drifts,
             "redirect_uris",
-            format!("redirect URI mismatch: want {}, authentik has {}", show_uris(&want_uris), show_uris(&have_uris)),
+            format!(
+                "redirect URI mismatch: want {}, authentik has {}",
+                show_uris(&want_uris),
+                show_uris(&have_uris)
+            ),
             json!(desired.redirect_uris),
         );
     }
@@ -221,7 +276,10 @@ fn provider_diff(desired: &Desired, have: &OAuth2Provider, catalog: &Catalog) ->
         differ(
             &mut drifts,
             "client_id",
-            format!("client id mismatch: .env has {id}, authentik has {}", have.client_id),
+            format!(
+                "client id mismatch: .env has {id}, authentik has {}",
+                have.client_id
+            ),
             json!(id),
         );
     }
@@ -254,13 +312,19 @@ fn provider_diff(desired: &Desired, have: &OAuth2Provider, catalog: &Catalog) ->
             format!(
                 "invalidation flow mismatch: want {}, authentik has {}",
                 catalog.flow_slug(&desired.invalidation_flow),
-                have.invalidation_flow.as_deref().map_or_else(|| "none".into(), |f| catalog.flow_slug(f))
+                have.invalidation_flow
+                    .as_deref()
+                    .map_or_else(|| "none".into(), |f| catalog.flow_slug(f))
             ),
             json!(desired.invalidation_flow),
         );
     }
     let have_set: BTreeSet<&str> = have.property_mappings.iter().map(String::as_str).collect();
-    let want_set: BTreeSet<&str> = desired.mappings.iter().filter_map(|m| m.pk.as_deref()).collect();
+    let want_set: BTreeSet<&str> = desired
+        .mappings
+        .iter()
+        .filter_map(|m| m.pk.as_deref())
+        .collect();
     let missing: Vec<&str> = desired
         .mappings
         .iter()
@@ -279,15 +343,25 @@ fn provider_diff(desired: &Desired, have: &OAuth2Provider, catalog: &Catalog) ->
         if !extra.is_empty() {
             parts.push(format!("unexpected scope mappings: {}", extra.join(", ")));
         }
-        differ(&mut drifts, "property_mappings", parts.join("; "), json!(want_set));
+        differ(
+            &mut drifts,
+            "property_mappings",
+            parts.join("; "),
+            json!(want_set),
+        );
     }
     let want_key = desired.signing_key.as_ref().map(|(_, pk)| pk.as_str());
     if want_key != have.signing_key.as_deref() {
-        let show = |pk: Option<&str>| pk.map_or_else(|| "none".into(), |pk| catalog.keypair_name(pk));
+        let show =
+            |pk: Option<&str>| pk.map_or_else(|| "none".into(), |pk| catalog.keypair_name(pk));
         differ(
             &mut drifts,
             "signing_key",
-            format!("signing key mismatch: want {}, authentik has {}", show(want_key), show(have.signing_key.as_deref())),
+            format!(
+                "signing key mismatch: want {}, authentik has {}",
+                show(want_key),
+                show(have.signing_key.as_deref())
+            ),
             json!(want_key),
         );
     }
@@ -295,7 +369,10 @@ fn provider_diff(desired: &Desired, have: &OAuth2Provider, catalog: &Catalog) ->
         differ(
             &mut drifts,
             "sub_mode",
-            format!("subject mode mismatch: want {}, authentik has {}", desired.sub_mode, have.sub_mode),
+            format!(
+                "subject mode mismatch: want {}, authentik has {}",
+                desired.sub_mode, have.sub_mode
+            ),
             json!(desired.sub_mode),
         );
     }
@@ -303,7 +380,10 @@ fn provider_diff(desired: &Desired, have: &OAuth2Provider, catalog: &Catalog) ->
         differ(
             &mut drifts,
             "client_type",
-            format!("client type mismatch: want confidential, authentik has {}", have.client_type),
+            format!(
+                "client type mismatch: want confidential, authentik has {}",
+                have.client_type
+            ),
             json!("confidential"),
         );
     }
@@ -313,7 +393,10 @@ fn provider_diff(desired: &Desired, have: &OAuth2Provider, catalog: &Catalog) ->
         differ(
             &mut drifts,
             "issuer_mode",
-            format!("issuer mode mismatch: want {mode}, authentik has {}", have.issuer_mode),
+            format!(
+                "issuer mode mismatch: want {mode}, authentik has {}",
+                have.issuer_mode
+            ),
             json!(mode),
         );
     }
@@ -348,24 +431,42 @@ fn provider_create_body(desired: &Desired) -> Value {
 }
 
 /// Application fields we own and their desired values.
-fn app_diff(desired: &Desired, app: &crate::authentik::Application, provider_pk: Option<i64>) -> (Vec<Drift>, Map<String, Value>) {
+fn app_diff(
+    desired: &Desired,
+    app: &crate::authentik::Application,
+    provider_pk: Option<i64>,
+) -> (Vec<Drift>, Map<String, Value>) {
     let mut drifts = Vec::new();
     let mut patch = Map::new();
     let slug = &desired.slug;
-    if app.provider != provider_pk || provider_pk.is_none() {
-        if let Some(pk) = provider_pk {
-            drifts.push(Drift::new(
-                "application.provider",
-                format!("authentik app {slug} is not linked to provider {}", desired.provider_name),
-                format!("link application {slug} to provider {}", desired.provider_name),
-            ));
-            patch.insert("provider".into(), json!(pk));
-        }
+    if let Some(pk) = provider_pk
+        && app.provider != Some(pk)
+    {
+        drifts.push(Drift::new(
+            "application.provider",
+            format!(
+                "authentik app {slug} is not linked to provider {}",
+                desired.provider_name
+            ),
+            format!(
+                "link application {slug} to provider {}",
+                desired.provider_name
+            ),
+        ));
+        patch.insert("provider".into(), json!(pk));
     }
     if app.meta_launch_url != desired.launch_url {
         drifts.push(Drift::new(
             "application.meta_launch_url",
-            format!("launch URL mismatch: want {}, authentik has {}", desired.launch_url, if app.meta_launch_url.is_empty() { "none" } else { &app.meta_launch_url }),
+            format!(
+                "launch URL mismatch: want {}, authentik has {}",
+                desired.launch_url,
+                if app.meta_launch_url.is_empty() {
+                    "none"
+                } else {
+                    &app.meta_launch_url
+                }
+            ),
             format!("set meta_launch_url on application {slug}"),
         ));
         patch.insert("meta_launch_url".into(), json!(desired.launch_url));
@@ -373,7 +474,10 @@ fn app_diff(desired: &Desired, app: &crate::authentik::Application, provider_pk:
     if app.name != desired.app_name {
         drifts.push(Drift::new(
             "application.name",
-            format!("application name mismatch: want {}, authentik has {}", desired.app_name, app.name),
+            format!(
+                "application name mismatch: want {}, authentik has {}",
+                desired.app_name, app.name
+            ),
             format!("rename application {slug}"),
         ));
         patch.insert("name".into(), json!(desired.app_name));
@@ -382,7 +486,12 @@ fn app_diff(desired: &Desired, app: &crate::authentik::Application, provider_pk:
 }
 
 /// Every drift of the authentik side and the `.env` credentials.
-pub fn check(ctx: &Context, svc: &Service<'_>, live: &Live<'_>, options: &Options) -> Result<Vec<Drift>, FlowError> {
+pub fn check(
+    ctx: &Context,
+    svc: &Service<'_>,
+    live: &Live<'_>,
+    options: &Options,
+) -> Result<Vec<Drift>, FlowError> {
     let catalog = live.catalog;
     let mut drifts = Vec::new();
     for spec in mappings_of(svc) {
@@ -399,14 +508,22 @@ pub fn check(ctx: &Context, svc: &Service<'_>, live: &Live<'_>, options: &Option
                     let fields: Vec<&str> = patch.keys().map(String::as_str).collect();
                     drifts.push(Drift::new(
                         format!("scope_mapping.{}", spec.name),
-                        format!("scope mapping {} differs ({})", spec.name, fields.join(", ")),
+                        format!(
+                            "scope mapping {} differs ({})",
+                            spec.name,
+                            fields.join(", ")
+                        ),
                         format!("update scope mapping {}", spec.name),
                     ));
                 }
             }
         }
     }
-    let custom = |spec: &ScopeMappingSpec| catalog.scope_mapping_by_name(&spec.name).map(|m| m.pk.clone());
+    let custom = |spec: &ScopeMappingSpec| {
+        catalog
+            .scope_mapping_by_name(&spec.name)
+            .map(|m| m.pk.clone())
+    };
     let desired = desired(ctx, svc, catalog, &custom, options)?;
 
     match live.app {
@@ -417,7 +534,10 @@ pub fn check(ctx: &Context, svc: &Service<'_>, live: &Live<'_>, options: &Option
         )),
         Some(app) if app.meta_publisher != PUBLISHER => drifts.push(Drift::new(
             "application",
-            format!("authentik app {} exists but is not managed by pma-sso", desired.slug),
+            format!(
+                "authentik app {} exists but is not managed by pma-sso",
+                desired.slug
+            ),
             "nothing: pma-sso leaves it alone until it is adopted",
         )),
         Some(app) => drifts.extend(app_diff(&desired, app, live.oauth2.map(|p| p.pk)).0),
@@ -441,7 +561,10 @@ pub fn check(ctx: &Context, svc: &Service<'_>, live: &Live<'_>, options: &Option
                 drifts.push(Drift::new(
                     format!("env.{}", desired.secret_key),
                     format!("client secret missing from .env ({})", desired.secret_key),
-                    format!("write authentik's client secret to .env as {}", desired.secret_key),
+                    format!(
+                        "write authentik's client secret to .env as {}",
+                        desired.secret_key
+                    ),
                 ));
             }
         }
@@ -451,7 +574,12 @@ pub fn check(ctx: &Context, svc: &Service<'_>, live: &Live<'_>, options: &Option
 
 /// Converge the authentik side and the `.env` credentials. Safe to re-run after a crash at any
 /// point: every object is found by its natural key before anything is created.
-pub async fn apply(ctx: &Context, svc: &Service<'_>, live: &Live<'_>, options: &Options) -> Result<Applied, FlowError> {
+pub async fn apply(
+    ctx: &Context,
+    svc: &Service<'_>,
+    live: &Live<'_>,
+    options: &Options,
+) -> Result<Applied, FlowError> {
     let client = &ctx.authentik;
     let catalog = live.catalog;
     let mut applied = Applied::default();
@@ -461,7 +589,10 @@ pub async fn apply(ctx: &Context, svc: &Service<'_>, live: &Live<'_>, options: &
     if let Some(app) = live.app
         && app.meta_publisher != PUBLISHER
     {
-        return Err(FlowError::ForeignApplication { slug, publisher: app.meta_publisher.clone() });
+        return Err(FlowError::ForeignApplication {
+            slug,
+            publisher: app.meta_publisher.clone(),
+        });
     }
 
     let mut custom_pks: Vec<(String, String)> = Vec::new();
@@ -472,7 +603,10 @@ pub async fn apply(ctx: &Context, svc: &Service<'_>, live: &Live<'_>, options: &
                 let created = client
                     .create_scope_mapping(&Value::Object(want))
                     .await
-                    .map_err(|source| FlowError::CreateScopeMapping { name: spec.name.clone(), source })?;
+                    .map_err(|source| FlowError::CreateScopeMapping {
+                        name: spec.name.clone(),
+                        source,
+                    })?;
                 applied.did(format!("created scope mapping {}", spec.name));
                 created.pk
             }
@@ -482,7 +616,10 @@ pub async fn apply(ctx: &Context, svc: &Service<'_>, live: &Live<'_>, options: &
                     client
                         .patch_scope_mapping(&have.pk, &Value::Object(patch))
                         .await
-                        .map_err(|source| FlowError::UpdateScopeMapping { name: spec.name.clone(), source })?;
+                        .map_err(|source| FlowError::UpdateScopeMapping {
+                            name: spec.name.clone(),
+                            source,
+                        })?;
                     applied.did(format!("updated scope mapping {}", spec.name));
                 }
                 have.pk.clone()
@@ -491,7 +628,10 @@ pub async fn apply(ctx: &Context, svc: &Service<'_>, live: &Live<'_>, options: &
         custom_pks.push((spec.name.clone(), pk));
     }
     let custom = |spec: &ScopeMappingSpec| {
-        custom_pks.iter().find(|(n, _)| *n == spec.name).map(|(_, pk)| pk.clone())
+        custom_pks
+            .iter()
+            .find(|(n, _)| *n == spec.name)
+            .map(|(_, pk)| pk.clone())
     };
     let desired = desired(ctx, svc, catalog, &custom, options)?;
 
@@ -500,7 +640,10 @@ pub async fn apply(ctx: &Context, svc: &Service<'_>, live: &Live<'_>, options: &
             let created = client
                 .create_oauth2_provider(&provider_create_body(&desired))
                 .await
-                .map_err(|source| FlowError::CreateProvider { name: desired.provider_name.clone(), source })?;
+                .map_err(|source| FlowError::CreateProvider {
+                    name: desired.provider_name.clone(),
+                    source,
+                })?;
             applied.did(format!("created provider {}", desired.provider_name));
             created
         }
@@ -513,8 +656,15 @@ pub async fn apply(ctx: &Context, svc: &Service<'_>, live: &Live<'_>, options: &
                 let updated = client
                     .patch_oauth2_provider(have.pk, &Value::Object(patch))
                     .await
-                    .map_err(|source| FlowError::UpdateProvider { name: desired.provider_name.clone(), source })?;
-                applied.did(format!("updated provider {} ({})", desired.provider_name, fields.join(", ")));
+                    .map_err(|source| FlowError::UpdateProvider {
+                        name: desired.provider_name.clone(),
+                        source,
+                    })?;
+                applied.did(format!(
+                    "updated provider {} ({})",
+                    desired.provider_name,
+                    fields.join(", ")
+                ));
                 updated
             }
         }
@@ -526,7 +676,10 @@ pub async fn apply(ctx: &Context, svc: &Service<'_>, live: &Live<'_>, options: &
         env_changes.push((desired.id_key.to_string(), Some(provider.client_id.clone())));
     }
     if desired.client_secret.is_none() {
-        env_changes.push((desired.secret_key.to_string(), Some(provider.client_secret.expose_secret().to_owned())));
+        env_changes.push((
+            desired.secret_key.to_string(),
+            Some(provider.client_secret.expose_secret().to_owned()),
+        ));
     }
     if !env_changes.is_empty() {
         let report = envfile::update_async(ctx.settings.env_path.clone(), env_changes)
@@ -546,10 +699,12 @@ pub async fn apply(ctx: &Context, svc: &Service<'_>, live: &Live<'_>, options: &
                 "meta_launch_url": desired.launch_url,
                 "meta_publisher": PUBLISHER,
             });
-            client
-                .create_application(&body)
-                .await
-                .map_err(|source| FlowError::CreateApplication { slug: desired.slug.clone(), source })?;
+            client.create_application(&body).await.map_err(|source| {
+                FlowError::CreateApplication {
+                    slug: desired.slug.clone(),
+                    source,
+                }
+            })?;
             applied.did(format!("created application {}", desired.slug));
         }
         Some(app) => {
@@ -559,8 +714,15 @@ pub async fn apply(ctx: &Context, svc: &Service<'_>, live: &Live<'_>, options: &
                 client
                     .patch_application(&app.slug, &Value::Object(patch))
                     .await
-                    .map_err(|source| FlowError::UpdateApplication { slug: desired.slug.clone(), source })?;
-                applied.did(format!("updated application {} ({})", desired.slug, fields.join(", ")));
+                    .map_err(|source| FlowError::UpdateApplication {
+                        slug: desired.slug.clone(),
+                        source,
+                    })?;
+                applied.did(format!(
+                    "updated application {} ({})",
+                    desired.slug,
+                    fields.join(", ")
+                ));
             }
         }
     }
