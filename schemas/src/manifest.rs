@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::names::{EnvKey, RedirectPath, RelPath, ServiceName, Slug};
-use crate::template::Template;
+use crate::template::{Part, Template, Var};
 
 /// Manifests are small; anything bigger is a mistake or an attack.
 pub const MAX_MANIFEST_BYTES: usize = 256 * 1024;
@@ -56,7 +56,9 @@ pub enum Sso {
 }
 
 /// The six values of `sso.type`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SsoKind {
     Oauth,
@@ -150,7 +152,7 @@ pub struct WikijsSso {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FrappeSso {
-    /// Default: `/api/method/frappe.integrations.oauth2_logins.custom/<frappe.provider_name>`.
+    /// Default: `/api/method/frappe.integrations.oauth2_logins.custom/<scrub(frappe.provider_name)>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_path: Option<RedirectPaths>,
     #[serde(default)]
@@ -296,6 +298,18 @@ fn default_signing_key() -> Option<String> {
 }
 
 /// authentik's managed scope mappings, by `scope_name`, with their `managed` key.
+/// authentik's managed SAML property mappings, by the last segment of their `managed` key
+/// (`goauthentik.io/providers/saml/<name>`); `sso.saml.attributes` may name them directly.
+pub const MANAGED_SAML_MAPPINGS: [&str; 7] = [
+    "upn",
+    "name",
+    "email",
+    "username",
+    "uid",
+    "groups",
+    "ms-windowsaccountname",
+];
+
 pub const MANAGED_SCOPES: [(&str, &str); 6] = [
     ("openid", "goauthentik.io/providers/oauth2/scope-openid"),
     ("email", "goauthentik.io/providers/oauth2/scope-email"),
@@ -548,13 +562,24 @@ pub struct FrappeSpec {
     pub api_url: Template,
     pub api_key_env: EnvKey,
     pub api_secret_env: EnvKey,
-    /// The `Social Login Key` name; also the last segment of the callback path.
+    /// The `Social Login Key` provider name. Frappe names the document `scrub(provider_name)`
+    /// (lower case, `-` and spaces as `_`), and that name is the last segment of the callback.
     #[serde(default = "default_provider_name")]
     pub provider_name: Slug,
     #[serde(default = "default_user_id_property")]
     pub user_id_property: String,
     #[serde(default = "default_sign_ups")]
     pub sign_ups: String,
+}
+
+impl FrappeSpec {
+    /// The document name Frappe gives the `Social Login Key`: `frappe.scrub(provider_name)`.
+    pub fn doc_name(&self) -> String {
+        self.provider_name
+            .as_str()
+            .replace([' ', '-'], "_")
+            .to_lowercase()
+    }
 }
 
 fn default_user_id_property() -> String {
@@ -782,7 +807,7 @@ impl Manifest {
                     || {
                         derived_path(&format!(
                             "/api/method/frappe.integrations.oauth2_logins.custom/{}",
-                            s.frappe.provider_name
+                            s.frappe.doc_name()
                         ))
                     },
                     |p| p.0.clone(),
@@ -1005,6 +1030,20 @@ fn validate(manifest: &Manifest, _text: &str) -> Result<(), (String, String)> {
                     mapping.expression_file.is_some(),
                 )?;
             }
+            for (i, attribute) in saml.saml.attributes.iter().enumerate() {
+                if !names.contains(attribute.as_str())
+                    && !MANAGED_SAML_MAPPINGS.contains(&attribute.as_str())
+                {
+                    return Err((
+                        format!("sso.saml.attributes[{i}]"),
+                        format!(
+                            "`{}` is neither the name of a mapping in sso.mappings nor one of authentik's SAML mappings ({})",
+                            attribute.escape_debug(),
+                            MANAGED_SAML_MAPPINGS.join(", ")
+                        ),
+                    ));
+                }
+            }
             if let Some(name_id) = &saml.saml.name_id_mapping
                 && !names.contains(name_id.as_str())
             {
@@ -1029,6 +1068,7 @@ fn validate(manifest: &Manifest, _text: &str) -> Result<(), (String, String)> {
         Sso::Oauth(_) | Sso::Oidc(_) | Sso::Wikijs(_) | Sso::Frappe(_) => {}
     }
     for (i, delivery) in manifest.deliveries().iter().enumerate() {
+        check_cert_placement(i, delivery)?;
         match delivery {
             Delivery::Exec(exec) => {
                 if exec.argv.is_empty() {
@@ -1058,6 +1098,73 @@ fn validate(manifest: &Manifest, _text: &str) -> Result<(), (String, String)> {
         }
     }
     Ok(())
+}
+
+/// `{{auth.saml_cert_pem}}` must be a whole http setting value: checks compare it with the
+/// signing certificate by fingerprint, because reading the PEM from authentik is logged as a
+/// secret view and is left to add and fix.
+fn check_cert_placement(i: usize, delivery: &Delivery) -> Result<(), (String, String)> {
+    let problem = "`{{auth.saml_cert_pem}}` can only be the whole value of an http setting, where checks compare it by fingerprint; use {{auth.saml_cert_fingerprint}} here".to_owned();
+    let holds = |t: &Template| t.vars().any(|v| v == Var::AuthSamlCertPem);
+    let first = |templates: Vec<(String, &Template)>| {
+        templates
+            .into_iter()
+            .find(|(_, t)| holds(t))
+            .map(|(field, _)| (format!("sso.deliver[{i}].{field}"), problem.clone()))
+    };
+    let found = match delivery {
+        Delivery::Env(env) => first(
+            env.vars
+                .iter()
+                .map(|(k, t)| (format!("env.vars.{k}"), t))
+                .collect(),
+        ),
+        Delivery::File(_) => None,
+        Delivery::Exec(exec) => first(
+            exec.argv
+                .iter()
+                .enumerate()
+                .map(|(j, t)| (format!("exec.argv[{j}]"), t))
+                .chain(exec.env.iter().map(|(k, t)| (format!("exec.env.{k}"), t)))
+                .collect(),
+        ),
+        Delivery::Http(http) => first(
+            [
+                ("http.list_url".to_owned(), &http.list_url),
+                ("http.item_url".to_owned(), &http.item_url),
+            ]
+            .into_iter()
+            .chain(
+                http.headers
+                    .iter()
+                    .map(|(k, t)| (format!("http.headers.{k}"), t)),
+            )
+            .collect(),
+        )
+        .or_else(|| {
+            http.settings.iter().find_map(|(name, value)| {
+                misplaced_cert(value).then(|| {
+                    (
+                        format!("sso.deliver[{i}].http.settings.{name}"),
+                        problem.clone(),
+                    )
+                })
+            })
+        }),
+    };
+    found.map_or(Ok(()), Err)
+}
+
+fn misplaced_cert(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => Template::parse(s).is_ok_and(|t| {
+            t.vars().any(|v| v == Var::AuthSamlCertPem)
+                && t.parts() != [Part::Var(Var::AuthSamlCertPem)]
+        }),
+        serde_json::Value::Array(items) => items.iter().any(misplaced_cert),
+        serde_json::Value::Object(map) => map.values().any(misplaced_cert),
+        _ => false,
+    }
 }
 
 fn check_expression(field: &str, inline: bool, file: bool) -> Result<(), (String, String)> {

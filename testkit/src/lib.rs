@@ -1,5 +1,13 @@
 #![doc = include_str!("../README.md")]
 
 pub mod authentik;
+pub mod faultproxy;
+pub mod frappe;
+pub mod wikijs;
+pub mod zammad;
 
 pub use authentik::{AuthentikSim, Faults, RecordedRequest, SimHandle};
+pub use faultproxy::FaultProxy;
+pub use frappe::{FrappeHandle, FrappeSim};
+pub use wikijs::{WikijsHandle, WikijsSim};
+pub use zammad::{ZammadHandle, ZammadSim};

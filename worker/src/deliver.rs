@@ -13,11 +13,11 @@ use std::process::Stdio;
 
 use hmac::{Hmac, Mac};
 use schemas::manifest::{EnvDelivery, ExecDelivery, FileDelivery, HttpDelivery};
-use schemas::{Delivery, Package, Template};
+use schemas::{Delivery, Package, Part, Template, Var};
 use sha2::Sha256;
 
 use crate::envfile::{self, EnvError, EnvFile};
-use crate::render::{Rendered, Scope};
+use crate::render::{RenderError, Rendered, Scope};
 use crate::report::Drift;
 
 #[derive(Debug, thiserror::Error)]
@@ -474,20 +474,75 @@ impl Deliverer<'_> {
         &self,
         index: usize,
         http: &HttpDelivery,
-    ) -> Result<Vec<(String, serde_json::Value, bool)>, DeliverError> {
+    ) -> Result<Vec<WantedSetting>, DeliverError> {
         http.settings
             .iter()
             .map(|(name, value)| {
-                let (rendered, secret) =
-                    self.scope
-                        .render_json(value)
-                        .map_err(|e| DeliverError::Render {
-                            field: format!("sso.deliver[{index}].http.settings.{name}"),
-                            problem: e.0,
-                        })?;
-                Ok((name.clone(), rendered, secret))
+                let mut wanted = WantedSetting {
+                    name: name.clone(),
+                    value: serde_json::Value::Null,
+                    secret: false,
+                    cert_paths: Vec::new(),
+                };
+                wanted.value = self.render_setting(value, "", &mut wanted).map_err(|e| {
+                    DeliverError::Render {
+                        field: format!("sso.deliver[{index}].http.settings.{name}"),
+                        problem: e.0,
+                    }
+                })?;
+                Ok(wanted)
             })
             .collect()
+    }
+
+    /// Render a setting whose strings are templates. A string that is exactly
+    /// `{{auth.saml_cert_pem}}` is recorded in `cert_paths` and compared by fingerprint, so a
+    /// check needs no PEM (authentik logs every certificate read); it is rendered only when the
+    /// scope holds the PEM (add and fix), and left null otherwise.
+    fn render_setting(
+        &self,
+        value: &serde_json::Value,
+        pointer: &str,
+        wanted: &mut WantedSetting,
+    ) -> Result<serde_json::Value, RenderError> {
+        Ok(match value {
+            serde_json::Value::String(s) => {
+                let template = Template::parse(s).map_err(RenderError)?;
+                if template.parts() == [Part::Var(Var::AuthSamlCertPem)] {
+                    wanted.cert_paths.push(pointer.to_owned());
+                    self.scope
+                        .var(Var::AuthSamlCertPem)
+                        .map_or(serde_json::Value::Null, |pem| pem.into())
+                } else {
+                    let rendered = self.scope.render(&template)?;
+                    wanted.secret |= rendered.secret;
+                    serde_json::Value::String(rendered.text)
+                }
+            }
+            serde_json::Value::Array(items) => serde_json::Value::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| self.render_setting(item, &format!("{pointer}/{i}"), wanted))
+                    .collect::<Result<_, _>>()?,
+            ),
+            serde_json::Value::Object(map) => serde_json::Value::Object(
+                map.iter()
+                    .map(|(key, item)| {
+                        let escaped = key.replace('~', "~0").replace('/', "~1");
+                        let rendered =
+                            self.render_setting(item, &format!("{pointer}/{escaped}"), wanted)?;
+                        Ok((key.clone(), rendered))
+                    })
+                    .collect::<Result<_, RenderError>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+
+    /// The fingerprint of the certificate authentik signs with, when the flow knows it.
+    fn signing_fingerprint(&self) -> Option<&str> {
+        self.scope.var(Var::AuthSamlCertFingerprint).ok()
     }
 
     async fn check_http(
@@ -497,39 +552,53 @@ impl Deliverer<'_> {
     ) -> Result<Vec<Drift>, DeliverError> {
         let wanted = self.http_wanted(index, http)?;
         let (list, _) = self.http_current(index, http).await?;
+        let service = &self.package.manifest.name;
         let mut drifts = Vec::new();
-        for (name, value, secret) in wanted {
+        for want in wanted {
+            let name = &want.name;
             let field = format!("deliver[{index}].http.{name}");
-            let current = find_setting(&list, http, &name)
-                .and_then(|s| s.pointer(&http.value_pointer).cloned());
-            match current {
-                Some(current) if current == value => {}
-                Some(current) => {
-                    let message = if secret
-                        || value.to_string().len() > 120
-                        || current.to_string().len() > 120
-                    {
-                        format!(
-                            "delivered setting stale: {name} in {} differs",
-                            self.package.manifest.name
-                        )
-                    } else {
-                        format!(
-                            "delivered setting stale: {name} in {}: want {value}, has {current}",
-                            self.package.manifest.name
-                        )
-                    };
-                    drifts.push(Drift::new(field, message, format!("write setting {name}")));
-                }
-                None => drifts.push(Drift::new(
+            let Some(current) =
+                find_setting(&list, http, name).and_then(|s| s.pointer(&http.value_pointer))
+            else {
+                drifts.push(Drift::new(
                     field,
-                    format!(
-                        "delivered setting missing: {name} in {}",
-                        self.package.manifest.name
-                    ),
+                    format!("delivered setting missing: {name} in {service}"),
                     format!("write setting {name}"),
-                )),
+                ));
+                continue;
+            };
+            let compared = compare_setting(current, &want, self.signing_fingerprint());
+            for (path, have, signs) in compared.certs {
+                drifts.push(Drift::new(
+                    format!("{field}{path}"),
+                    format!(
+                        "signing cert mismatch: service has {}, authentik signs with {}",
+                        have.as_deref().unwrap_or("none"),
+                        signs.as_deref().unwrap_or("no keypair")
+                    ),
+                    format!("write setting {name} with authentik's signing certificate"),
+                ));
             }
+            if !compared.rest_differs {
+                continue;
+            }
+            let (value, current) = (&compared.want_rest, &compared.have_rest);
+            let message = if want.secret
+                || value.to_string().len() > 120
+                || current.to_string().len() > 120
+            {
+                if compared.keys.is_empty() || want.secret {
+                    format!("delivered setting stale: {name} in {service} differs")
+                } else {
+                    format!(
+                        "delivered setting stale: {name} in {service} differs ({})",
+                        compared.keys.join(", ")
+                    )
+                }
+            } else {
+                format!("delivered setting stale: {name} in {service}: want {value}, has {current}")
+            };
+            drifts.push(Drift::new(field, message, format!("write setting {name}")));
         }
         Ok(drifts)
     }
@@ -548,8 +617,9 @@ impl Deliverer<'_> {
             )?
             .text;
         let mut changed = false;
-        for (name, value, _) in wanted {
-            let setting = find_setting(&list, http, &name).ok_or_else(|| DeliverError::Http {
+        for want in wanted {
+            let name = &want.name;
+            let setting = find_setting(&list, http, name).ok_or_else(|| DeliverError::Http {
                 what: format!("setting {name}"),
                 problem: format!(
                     "the service lists no setting whose `{}` is `{name}`",
@@ -557,8 +627,19 @@ impl Deliverer<'_> {
                 ),
                 transient: false,
             })?;
-            if setting.pointer(&http.value_pointer) == Some(&value) {
+            if let Some(current) = setting.pointer(&http.value_pointer)
+                && compare_setting(current, &want, self.signing_fingerprint()).matches()
+            {
                 continue;
+            }
+            if !want.cert_paths.is_empty() {
+                // Never write a null where the certificate belongs.
+                self.scope
+                    .var(Var::AuthSamlCertPem)
+                    .map_err(|e| DeliverError::Render {
+                        field: format!("sso.deliver[{index}].http.settings.{name}"),
+                        problem: e.0,
+                    })?;
             }
             let id = match setting.get(&http.id_field) {
                 Some(serde_json::Value::String(s)) => s.clone(),
@@ -571,7 +652,7 @@ impl Deliverer<'_> {
                     });
                 }
             };
-            let body = body_at_pointer(&http.value_pointer, value);
+            let body = body_at_pointer(&http.value_pointer, want.value);
             let url = format!("{}/{id}", item_base.trim_end_matches('/'));
             let what = format!("{:?} {}", http.method, strip_query(&url));
             let method = match http.method {
@@ -597,6 +678,155 @@ impl Deliverer<'_> {
             needs_restart: false,
         })
     }
+}
+
+/// One setting as the manifest wants it.
+struct WantedSetting {
+    name: String,
+    value: serde_json::Value,
+    secret: bool,
+    /// JSON pointers (inside `value`) of certificates compared by fingerprint.
+    cert_paths: Vec<String>,
+}
+
+/// How a setting the service holds compares with the wanted one.
+struct Compared {
+    /// `(pointer, fingerprint the service holds, fingerprint authentik signs with)` of every
+    /// certificate that differs.
+    certs: Vec<(String, Option<String>, Option<String>)>,
+    /// Whether anything besides the certificates differs.
+    rest_differs: bool,
+    /// Top-level keys that differ, when both are objects.
+    keys: Vec<String>,
+    want_rest: serde_json::Value,
+    have_rest: serde_json::Value,
+}
+
+impl Compared {
+    fn matches(&self) -> bool {
+        self.certs.is_empty() && !self.rest_differs
+    }
+}
+
+fn compare_setting(
+    current: &serde_json::Value,
+    want: &WantedSetting,
+    signing_fingerprint: Option<&str>,
+) -> Compared {
+    let mut have_rest = current.clone();
+    let mut want_rest = want.value.clone();
+    let mut certs = Vec::new();
+    for path in &want.cert_paths {
+        let held = current.pointer(path).and_then(|v| v.as_str());
+        let have = held
+            .filter(|pem| !pem.trim().is_empty())
+            .map(|pem| pem_fingerprint(pem).unwrap_or_else(|| "an unreadable certificate".into()));
+        let same = match (&have, signing_fingerprint) {
+            (Some(have), Some(signs)) => same_fingerprint(have, signs),
+            _ => false,
+        };
+        if !same {
+            certs.push((path.clone(), have, signing_fingerprint.map(str::to_owned)));
+        }
+        blank(&mut have_rest, path);
+        blank(&mut want_rest, path);
+    }
+    let keys = match (&want_rest, &have_rest) {
+        (serde_json::Value::Object(w), serde_json::Value::Object(h)) => w
+            .keys()
+            .chain(h.keys().filter(|k| !w.contains_key(*k)))
+            .filter(|k| w.get(*k) != h.get(*k))
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
+    };
+    Compared {
+        certs,
+        rest_differs: have_rest != want_rest,
+        keys,
+        want_rest,
+        have_rest,
+    }
+}
+
+/// Take the value at `pointer` out of the comparison.
+fn blank(value: &mut serde_json::Value, pointer: &str) {
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        *value = serde_json::Value::Null;
+        return;
+    };
+    let key = last.replace("~1", "/").replace("~0", "~");
+    match value.pointer_mut(parent) {
+        Some(serde_json::Value::Object(map)) => {
+            map.remove(&key);
+        }
+        Some(serde_json::Value::Array(items)) => {
+            if let Some(item) = key.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                *item = serde_json::Value::Null;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// SHA-256 fingerprint of a certificate in authentik's format (lowercase hex pairs joined by
+/// `:`). Takes PEM, or bare base64 DER as operators often paste it into services.
+pub fn pem_fingerprint(text: &str) -> Option<String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    use sha2::Digest;
+    let der = if text.contains("-----BEGIN") {
+        CertificateDer::from_pem_slice(text.as_bytes()).ok()?
+    } else {
+        let wrapped = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            text.trim()
+        );
+        CertificateDer::from_pem_slice(wrapped.as_bytes()).ok()?
+    };
+    if !is_der_sequence(der.as_ref()) {
+        return None;
+    }
+    let digest = Sha256::digest(der.as_ref());
+    Some(
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+    )
+}
+
+/// A certificate is one DER SEQUENCE spanning all the bytes; anything else that decoded from
+/// the text is not a certificate.
+fn is_der_sequence(der: &[u8]) -> bool {
+    let (Some(&0x30), Some(&first)) = (der.first(), der.get(1)) else {
+        return false;
+    };
+    let (header, len) = if first < 0x80 {
+        (2, usize::from(first))
+    } else {
+        let count = usize::from(first & 0x7f);
+        if !(1..=4).contains(&count) || der.len() < 2 + count {
+            return false;
+        }
+        let len = der[2..2 + count]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (2 + count, len)
+    };
+    header + len == der.len()
+}
+
+/// Fingerprints compare case-, colon-, space- and dash-insensitively.
+pub fn same_fingerprint(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        s.chars()
+            .filter(|c| !matches!(c, ':' | ' ' | '-'))
+            .map(|c| c.to_ascii_lowercase())
+            .collect::<String>()
+    };
+    norm(a) == norm(b)
 }
 
 struct ExecPlan {
@@ -750,6 +980,65 @@ mod tests {
     fn values_land_at_their_json_pointer() {
         let body = body_at_pointer("/state_current/value", serde_json::json!(true));
         assert_eq!(body, serde_json::json!({"state_current": {"value": true}}));
+    }
+
+    /// Made with `openssl req -x509 -newkey ec`; `openssl x509 -fingerprint -sha256` gives
+    /// the fingerprint below.
+    const CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBgzCCASmgAwIBAgIUAMwDl1LukN+vCkQLYwCQKrWtB44wCgYIKoZIzj0EAwIw
+FzEVMBMGA1UEAwwMcG1hLXNzbyB0ZXN0MB4XDTI2MTEyOTE0NTgwMFoXDTM2MTEy
+NjE0NTgwMFowFzEVMBMGA1UEAwwMcG1hLXNzbyB0ZXN0MFkwEwYHKoZIzj0CAQYI
+KoZIzj0DAQcDQgAEI1hQOBMHD22OQ3WG22pEv+e8O3YxGk1gPVmlZAQU7dW72oMB
+IKo9xrjLE4U6xR/+RQDCRcBOvz0pWMhU8lN2aqNTMFEwHQYDVR0OBBYEFHhMpZ7y
+NNszNfBZ8vhrvEzTbUE+MB8GA1UdIwQYMBaAFHhMpZ7yNNszNfBZ8vhrvEzTbUE+
+MA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIgXOHFdwLbzYfSqIEJ
+K6tEZIF0pq/8HF1XNJQQkcI2PzACIQDMUYkR/TG/XyC8GO4JAV+JyPigYSNvwpQx
+tXNTEoQxew==
+-----END CERTIFICATE-----
+";
+    const FINGERPRINT: &str = "DF:56:F2:E1:3F:B5:AF:E9:CC:DD:A5:95:87:1E:AC:AB:B6:FF:98:C6:34:87:67:A0:BF:1D:68:37:6C:62:DA:75";
+
+    #[test]
+    fn certificates_are_fingerprinted_with_or_without_their_armour() {
+        let fp = pem_fingerprint(CERT).expect("parses");
+        assert_eq!(fp, FINGERPRINT.to_ascii_lowercase());
+        let bare: String = CERT.lines().filter(|l| !l.starts_with("-----")).collect();
+        assert_eq!(pem_fingerprint(&bare).as_deref(), Some(fp.as_str()));
+        assert!(same_fingerprint(&fp, FINGERPRINT));
+        assert_eq!(pem_fingerprint("not a certificate"), None);
+    }
+
+    fn wanted(value: serde_json::Value) -> WantedSetting {
+        WantedSetting {
+            name: "creds".into(),
+            value,
+            secret: false,
+            cert_paths: vec!["/idp_cert".into()],
+        }
+    }
+
+    #[test]
+    fn a_setting_holding_a_certificate_compares_it_by_fingerprint_and_the_rest_by_value() {
+        // At check time the wanted PEM is unknown (null): only the fingerprint is.
+        let want = wanted(serde_json::json!({"idp_cert": null, "url": "https://a"}));
+        let have = serde_json::json!({"idp_cert": CERT, "url": "https://a"});
+        assert!(compare_setting(&have, &want, Some(FINGERPRINT)).matches());
+
+        let other = "aa:bb";
+        let compared = compare_setting(&have, &want, Some(other));
+        assert_eq!(compared.certs.len(), 1);
+        assert_eq!(compared.certs[0].2.as_deref(), Some(other));
+        assert!(!compared.rest_differs);
+
+        let moved = serde_json::json!({"idp_cert": CERT, "url": "https://b"});
+        let compared = compare_setting(&moved, &want, Some(FINGERPRINT));
+        assert!(compared.certs.is_empty());
+        assert_eq!(compared.keys, ["url"]);
+
+        let missing = serde_json::json!({"url": "https://a"});
+        let compared = compare_setting(&missing, &want, Some(FINGERPRINT));
+        assert_eq!(compared.certs[0].1, None, "service holds none");
+        assert!(!compared.rest_differs, "only the certificate is missing");
     }
 
     #[test]

@@ -4,7 +4,9 @@
 use crate::authentik::AuthentikError;
 use crate::deliver::DeliverError;
 use crate::envfile::EnvError;
+use crate::frappe::FrappeError;
 use crate::manifest_edit::ManifestEditError;
+use crate::wikijs::WikijsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FlowError {
@@ -60,6 +62,35 @@ pub enum FlowError {
         "application `{slug}` exists in authentik but pma-sso did not create it (meta_publisher `{publisher}`); it is left alone"
     )]
     ForeignApplication { slug: String, publisher: String },
+    #[error("authentik has no managed SAML property mapping `{managed}`")]
+    SamlMappingMissing { managed: String },
+    #[error("creating SAML property mapping `{name}`: {source}")]
+    CreateSamlMapping {
+        name: String,
+        #[source]
+        source: AuthentikError,
+    },
+    #[error("updating SAML property mapping `{name}`: {source}")]
+    UpdateSamlMapping {
+        name: String,
+        #[source]
+        source: AuthentikError,
+    },
+    #[error("reading the certificate of keypair `{name}`: {source}")]
+    ViewCertificate {
+        name: String,
+        #[source]
+        source: AuthentikError,
+    },
+    #[error("authentik has no outpost {what}")]
+    OutpostMissing { what: String },
+    #[error("adding provider `{provider}` to outpost `{outpost}`: {source}")]
+    AttachOutpost {
+        provider: String,
+        outpost: String,
+        #[source]
+        source: AuthentikError,
+    },
     #[error("reading .env: {0}")]
     ReadEnv(#[source] EnvError),
     #[error("writing .env: {0}")]
@@ -75,8 +106,73 @@ pub enum FlowError {
     },
     #[error("marking the manifest configured: {0}")]
     EditManifest(#[source] ManifestEditError),
-    #[error("the {kind} flow is not available yet")]
-    Unsupported { kind: schemas::SsoKind },
+    #[error("timed out after {secs}s")]
+    TimedOut { secs: u64 },
+    #[error("lost the database connection holding the service lock; aborted")]
+    LockLost,
+    #[error(
+        "gave up after {attempts} attempts that never finished (the worker died mid-job each time)"
+    )]
+    Abandoned { attempts: i32 },
+    #[error("a {kind} service has no OAuth2 client")]
+    NoOAuthClient { kind: schemas::SsoKind },
+    /// Dispatch sends each type to its own flow; reaching another one is a bug, reported as such.
+    #[error("a {kind} service reached the wrong flow")]
+    WrongFlow { kind: schemas::SsoKind },
+    /// No usable Wiki.js API key and no admin login to mint one: only an operator can fix it.
+    #[error(
+        "Wiki.js API key unusable: {problem}; {no_admin}, so pma-sso cannot mint a new key. Create a full-access key in Wiki.js (Administration → API Access) and store it in .env as {key_env}"
+    )]
+    WikijsKeyUnusable {
+        key_env: String,
+        /// Why no key can be minted, e.g. `the admin login (WIKIJS_ADMIN_EMAIL, …) is not in .env`.
+        no_admin: String,
+        problem: String,
+    },
+    #[error("getting a Wiki.js API key with the admin login: {0}")]
+    WikijsAdminKey(#[source] WikijsError),
+    #[error("the Wiki.js API key just minted was refused too: {0}")]
+    WikijsMintedKeyRefused(#[source] WikijsError),
+    #[error("reading the Wiki.js site host: {0}")]
+    WikijsReadHost(#[source] WikijsError),
+    #[error("setting the Wiki.js site host: {0}")]
+    WikijsSetHost(#[source] WikijsError),
+    #[error("reading the Wiki.js strategies: {0}")]
+    WikijsReadStrategies(#[source] WikijsError),
+    #[error("writing the Wiki.js strategies: {0}")]
+    WikijsUpdateStrategies(#[source] WikijsError),
+    #[error(
+        "Frappe API credentials missing: {missing} not set in .env. Generate keys for a System Manager user (bench --site <site> execute frappe.core.doctype.user.user.generate_keys --args \"['Administrator']\") and store them as {key_env} and {secret_env}"
+    )]
+    FrappeCredentialsMissing {
+        missing: String,
+        key_env: String,
+        secret_env: String,
+    },
+    #[error("reading Frappe Social Login Key `{name}`: {source}")]
+    FrappeReadLoginKey {
+        name: String,
+        #[source]
+        source: FrappeError,
+    },
+    #[error("reading the client secret of Frappe Social Login Key `{name}`: {source}")]
+    FrappeReadSecret {
+        name: String,
+        #[source]
+        source: FrappeError,
+    },
+    #[error("creating Frappe Social Login Key `{name}`: {source}")]
+    FrappeCreateLoginKey {
+        name: String,
+        #[source]
+        source: FrappeError,
+    },
+    #[error("updating Frappe Social Login Key `{name}`: {source}")]
+    FrappeUpdateLoginKey {
+        name: String,
+        #[source]
+        source: FrappeError,
+    },
 }
 
 impl FlowError {
@@ -90,8 +186,24 @@ impl FlowError {
             | FlowError::CreateProvider { source: e, .. }
             | FlowError::UpdateProvider { source: e, .. }
             | FlowError::CreateApplication { source: e, .. }
-            | FlowError::UpdateApplication { source: e, .. } => e.is_transient(),
+            | FlowError::UpdateApplication { source: e, .. }
+            | FlowError::CreateSamlMapping { source: e, .. }
+            | FlowError::UpdateSamlMapping { source: e, .. }
+            | FlowError::ViewCertificate { source: e, .. }
+            | FlowError::AttachOutpost { source: e, .. } => e.is_transient(),
             FlowError::Deliver { source, .. } => source.is_transient(),
+            // Abandoned counts as transient so the retry policy, seeing the attempts used up,
+            // dead-letters it instead of failing it as an operator error.
+            FlowError::TimedOut { .. } | FlowError::LockLost | FlowError::Abandoned { .. } => true,
+            FlowError::WikijsAdminKey(e)
+            | FlowError::WikijsReadHost(e)
+            | FlowError::WikijsSetHost(e)
+            | FlowError::WikijsReadStrategies(e)
+            | FlowError::WikijsUpdateStrategies(e) => e.is_transient(),
+            FlowError::FrappeReadLoginKey { source: e, .. }
+            | FlowError::FrappeReadSecret { source: e, .. }
+            | FlowError::FrappeCreateLoginKey { source: e, .. }
+            | FlowError::FrappeUpdateLoginKey { source: e, .. } => e.is_transient(),
             FlowError::WriteEnv(e) => !matches!(
                 e,
                 EnvError::Malformed { .. }
@@ -104,10 +216,16 @@ impl FlowError {
             | FlowError::ScopeMissing { .. }
             | FlowError::PackageFile { .. }
             | FlowError::ForeignApplication { .. }
+            | FlowError::SamlMappingMissing { .. }
+            | FlowError::OutpostMissing { .. }
             | FlowError::ReadEnv(_)
             | FlowError::Render { .. }
             | FlowError::EditManifest(_)
-            | FlowError::Unsupported { .. } => false,
+            | FlowError::NoOAuthClient { .. }
+            | FlowError::WrongFlow { .. }
+            | FlowError::WikijsKeyUnusable { .. }
+            | FlowError::WikijsMintedKeyRefused(_)
+            | FlowError::FrappeCredentialsMissing { .. } => false,
         }
     }
 
@@ -120,7 +238,20 @@ impl FlowError {
             | FlowError::CreateProvider { source: e, .. }
             | FlowError::UpdateProvider { source: e, .. }
             | FlowError::CreateApplication { source: e, .. }
-            | FlowError::UpdateApplication { source: e, .. } => e.retry_after(),
+            | FlowError::UpdateApplication { source: e, .. }
+            | FlowError::CreateSamlMapping { source: e, .. }
+            | FlowError::UpdateSamlMapping { source: e, .. }
+            | FlowError::ViewCertificate { source: e, .. }
+            | FlowError::AttachOutpost { source: e, .. } => e.retry_after(),
+            FlowError::WikijsAdminKey(e)
+            | FlowError::WikijsReadHost(e)
+            | FlowError::WikijsSetHost(e)
+            | FlowError::WikijsReadStrategies(e)
+            | FlowError::WikijsUpdateStrategies(e) => e.retry_after(),
+            FlowError::FrappeReadLoginKey { source: e, .. }
+            | FlowError::FrappeReadSecret { source: e, .. }
+            | FlowError::FrappeCreateLoginKey { source: e, .. }
+            | FlowError::FrappeUpdateLoginKey { source: e, .. } => e.retry_after(),
             _ => None,
         }
     }

@@ -6,11 +6,14 @@ pub mod deliver;
 pub mod envfile;
 pub mod error;
 pub mod flows;
+pub mod frappe;
 pub mod live;
 pub mod manifest_edit;
+pub mod pipeline;
 pub mod render;
 pub mod report;
 pub mod settings;
+pub mod wikijs;
 
 pub use context::{Action, Context, ServiceResult};
 pub use error::FlowError;

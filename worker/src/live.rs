@@ -1,11 +1,15 @@
 //! authentik's live state, read once and handed to checks as an argument: for one service
 //! with a few targeted reads, or for a whole sweep with a handful of paginated list calls.
 
-use schemas::Manifest;
+use schemas::{Manifest, Sso};
 
 use crate::authentik::{
-    Application, AuthentikError, CertificateKeyPair, Client, Flow, OAuth2Provider, ScopeMapping,
+    Application, AuthentikError, CertificateKeyPair, Client, Flow, OAuth2Provider, Outpost,
+    ProxyProvider, SamlPropertyMapping, SamlProvider, ScopeMapping,
 };
+
+/// `managed` of authentik's embedded outpost.
+pub const EMBEDDED_OUTPOST: &str = "goauthentik.io/outposts/embedded";
 
 /// Objects every flow resolves names against.
 #[derive(Clone, Debug, Default)]
@@ -13,6 +17,7 @@ pub struct Catalog {
     pub flows: Vec<Flow>,
     pub scope_mappings: Vec<ScopeMapping>,
     pub keypairs: Vec<CertificateKeyPair>,
+    pub saml_mappings: Vec<SamlPropertyMapping>,
 }
 
 impl Catalog {
@@ -29,6 +34,10 @@ impl Catalog {
 
     pub fn keypair_by_name(&self, name: &str) -> Option<&CertificateKeyPair> {
         self.keypairs.iter().find(|k| k.name == name)
+    }
+
+    pub fn keypair(&self, pk: &str) -> Option<&CertificateKeyPair> {
+        self.keypairs.iter().find(|k| k.pk == pk)
     }
 
     pub fn keypair_name(&self, pk: &str) -> String {
@@ -48,6 +57,23 @@ impl Catalog {
         self.scope_mappings.iter().find(|m| m.name == name)
     }
 
+    pub fn saml_mapping_by_name(&self, name: &str) -> Option<&SamlPropertyMapping> {
+        self.saml_mappings.iter().find(|m| m.name == name)
+    }
+
+    pub fn saml_mapping_by_managed(&self, managed: &str) -> Option<&SamlPropertyMapping> {
+        self.saml_mappings
+            .iter()
+            .find(|m| m.managed.as_deref() == Some(managed))
+    }
+
+    pub fn saml_mapping_label(&self, pk: &str) -> String {
+        self.saml_mappings
+            .iter()
+            .find(|m| m.pk == pk)
+            .map_or_else(|| format!("mapping {pk}"), |m| m.name.clone())
+    }
+
     pub fn scope_mapping_label(&self, pk: &str) -> String {
         self.scope_mappings
             .iter()
@@ -62,6 +88,9 @@ pub struct Snapshot {
     pub catalog: Catalog,
     pub applications: Vec<Application>,
     pub oauth2_providers: Vec<OAuth2Provider>,
+    pub saml_providers: Vec<SamlProvider>,
+    pub proxy_providers: Vec<ProxyProvider>,
+    pub outposts: Vec<Outpost>,
 }
 
 /// The objects that belong to one service, found by natural key.
@@ -69,6 +98,10 @@ pub struct Snapshot {
 pub struct Live<'a> {
     pub app: Option<&'a Application>,
     pub oauth2: Option<&'a OAuth2Provider>,
+    pub saml: Option<&'a SamlProvider>,
+    pub proxy: Option<&'a ProxyProvider>,
+    /// Every outpost the read saw (for one proxy service: the one it is attached to).
+    pub outposts: &'a [Outpost],
     pub catalog: &'a Catalog,
 }
 
@@ -78,23 +111,43 @@ pub fn provider_name(manifest: &Manifest) -> String {
 }
 
 impl Snapshot {
-    /// Everything a sweep over all services needs, in a few paginated list calls.
+    /// Everything a sweep over all services needs, in a few paginated list calls (one per
+    /// kind of object, however many services there are).
     pub async fn fetch_all(client: &Client) -> Result<Snapshot, AuthentikError> {
-        let (applications, oauth2_providers, flows, scope_mappings, keypairs) = tokio::try_join!(
-            client.applications(),
-            client.oauth2_providers(),
-            client.flows(),
-            client.scope_mappings(),
-            client.certificate_keypairs(),
+        let (
+            (applications, oauth2_providers, saml_providers, proxy_providers, outposts),
+            (flows, scope_mappings, saml_mappings, keypairs),
+        ) = tokio::try_join!(
+            async {
+                tokio::try_join!(
+                    client.applications(),
+                    client.oauth2_providers(),
+                    client.saml_providers(),
+                    client.proxy_providers(),
+                    client.outposts(),
+                )
+            },
+            async {
+                tokio::try_join!(
+                    client.flows(),
+                    client.scope_mappings(),
+                    client.saml_property_mappings(),
+                    client.certificate_keypairs(),
+                )
+            },
         )?;
         Ok(Snapshot {
             catalog: Catalog {
                 flows,
                 scope_mappings,
                 keypairs,
+                saml_mappings,
             },
             applications,
             oauth2_providers,
+            saml_providers,
+            proxy_providers,
+            outposts,
         })
     }
 
@@ -105,29 +158,95 @@ impl Snapshot {
     ) -> Result<Snapshot, AuthentikError> {
         let slug = manifest.slug();
         let provider = provider_name(manifest);
-        // Flows, mappings and keypairs are short lists (one page): reading them whole lets a
-        // check name whatever flow or keypair a drifted provider points at.
-        let (app, oauth2, flows, scope_mappings, keypairs) = tokio::try_join!(
-            client.application(slug.as_str()),
+        let oauth = manifest.oauth().is_some();
+        let saml = matches!(manifest.sso, Sso::Saml(_));
+        let proxy = match &manifest.sso {
+            Sso::Proxy(p) => Some(p),
+            _ => None,
+        };
+        // Only what this type needs. Flows, mappings and keypairs are short lists (one page):
+        // reading them whole lets a check name whatever a drifted provider points at.
+        let (
+            (app, oauth2, saml_provider, proxy_provider, outposts),
+            (flows, scope_mappings, saml_mappings, keypairs),
+        ) = tokio::try_join!(
             async {
-                if manifest.oauth().is_some() {
-                    client.oauth2_provider_by_name(&provider).await
-                } else {
-                    Ok(None)
-                }
+                tokio::try_join!(
+                    client.application(slug.as_str()),
+                    async {
+                        if oauth {
+                            client.oauth2_provider_by_name(&provider).await
+                        } else {
+                            Ok(None)
+                        }
+                    },
+                    async {
+                        if saml {
+                            client.saml_provider_by_name(&provider).await
+                        } else {
+                            Ok(None)
+                        }
+                    },
+                    async {
+                        match proxy {
+                            Some(_) => client.proxy_provider_by_name(&provider).await,
+                            None => Ok(None),
+                        }
+                    },
+                    async {
+                        match proxy {
+                            Some(p) => match &p.proxy.outpost {
+                                Some(name) => client.outposts_where("name__iexact", name).await,
+                                None => {
+                                    client
+                                        .outposts_where("managed__iexact", EMBEDDED_OUTPOST)
+                                        .await
+                                }
+                            },
+                            None => Ok(Vec::new()),
+                        }
+                    },
+                )
             },
-            client.flows(),
-            client.scope_mappings(),
-            client.certificate_keypairs(),
+            async {
+                tokio::try_join!(
+                    client.flows(),
+                    async {
+                        if oauth {
+                            client.scope_mappings().await
+                        } else {
+                            Ok(Vec::new())
+                        }
+                    },
+                    async {
+                        if saml {
+                            client.saml_property_mappings().await
+                        } else {
+                            Ok(Vec::new())
+                        }
+                    },
+                    async {
+                        if oauth || saml {
+                            client.certificate_keypairs().await
+                        } else {
+                            Ok(Vec::new())
+                        }
+                    },
+                )
+            },
         )?;
         Ok(Snapshot {
             catalog: Catalog {
                 flows,
                 scope_mappings,
                 keypairs,
+                saml_mappings,
             },
             applications: app.into_iter().collect(),
             oauth2_providers: oauth2.into_iter().collect(),
+            saml_providers: saml_provider.into_iter().collect(),
+            proxy_providers: proxy_provider.into_iter().collect(),
+            outposts,
         })
     }
 
@@ -141,6 +260,15 @@ impl Snapshot {
             } else {
                 None
             },
+            saml: match manifest.sso {
+                Sso::Saml(_) => self.saml_providers.iter().find(|p| p.name == provider),
+                _ => None,
+            },
+            proxy: match manifest.sso {
+                Sso::Proxy(_) => self.proxy_providers.iter().find(|p| p.name == provider),
+                _ => None,
+            },
+            outposts: &self.outposts,
             catalog: &self.catalog,
         }
     }

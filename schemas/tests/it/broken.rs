@@ -205,6 +205,31 @@ fn cases() -> Vec<Case> {
             false,
         ),
         case(
+            "SAML attribute that names no mapping",
+            &base("  type: saml\n  saml: {acs_path: /acs, attributes: [email, nickname]}\n"),
+            "sso.saml.attributes[1]",
+            "`nickname` is neither the name of a mapping in sso.mappings nor one of authentik's SAML mappings",
+            false,
+        ),
+        case(
+            "SAML certificate inside a longer value",
+            &base(
+                "  type: saml\n  saml: {acs_path: /acs}\n  deliver:\n    - env:\n        vars: {IDP_CERT: \"{{auth.saml_cert_pem}}\"}\n",
+            ),
+            "sso.deliver[0].env.vars.IDP_CERT",
+            "can only be the whole value of an http setting",
+            false,
+        ),
+        case(
+            "SAML certificate embedded in an http setting string",
+            &base(
+                "  type: saml\n  saml: {acs_path: /acs}\n  deliver:\n    - http:\n        list_url: http://x/s\n        item_url: http://x/s\n        value_pointer: /v\n        settings: {cert: \"cert={{auth.saml_cert_pem}}\"}\n",
+            ),
+            "sso.deliver[0].http.settings.cert",
+            "can only be the whole value of an http setting",
+            false,
+        ),
+        case(
             "mapping with both expression sources",
             &base(
                 "  type: oidc\n  redirect_path: /cb\n  mappings:\n    - {name: x, scope_name: x, expression: 'return {}', expression_file: x.py}\n",

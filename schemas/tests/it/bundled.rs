@@ -162,3 +162,31 @@ fn an_explicit_null_signing_key_means_hs256() {
     let m = parse_manifest(Path::new("m.yaml"), text).expect("valid");
     assert_eq!(m.oauth().expect("oidc").client.signing_key, None);
 }
+
+#[test]
+fn a_frappe_callback_ends_in_the_document_name_frappe_derives() {
+    let text = "name: erp\nsso:\n  type: frappe\n  frappe:\n    api_url: http://erp:8000\n    api_key_env: K\n    api_secret_env: S\n    provider_name: Auth-Entik\n";
+    let m = parse_manifest(Path::new("m.yaml"), text).expect("valid");
+    let schemas::Sso::Frappe(sso) = &m.sso else {
+        panic!("a frappe manifest");
+    };
+    assert_eq!(sso.frappe.doc_name(), "auth_entik");
+    assert_eq!(
+        m.oauth().expect("frappe").redirect_paths[0].to_string(),
+        "/api/method/frappe.integrations.oauth2_logins.custom/auth_entik"
+    );
+}
+
+#[test]
+fn bundled_internal_urls_can_be_pointed_elsewhere_from_env() {
+    for (service, key) in [("wikijs", "WIKIJS_URL"), ("erpnext", "ERPNEXT_URL")] {
+        let path = repo_root().join(format!("packages/{service}/manifest.yaml"));
+        let text = std::fs::read_to_string(&path).expect("read");
+        let m = parse_manifest(&path, &text).expect("valid");
+        let internal = m.internal_url.expect("internal_url").to_string();
+        assert!(
+            internal.starts_with(&format!("${{{key}:-http://")),
+            "{internal}"
+        );
+    }
+}

@@ -108,6 +108,10 @@ impl FieldErrors {
         }
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub(crate) fn has(&self, field: &str) -> bool {
         self.0.contains_key(field)
     }

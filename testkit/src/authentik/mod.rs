@@ -11,8 +11,10 @@ mod list;
 mod outposts;
 mod property_mappings;
 mod providers;
+mod proxy;
 mod readonly;
 mod routes;
+mod saml;
 mod schema;
 mod seed;
 mod server;
@@ -96,6 +98,7 @@ impl AuthentikSim {
     pub async fn try_start(self) -> io::Result<SimHandle> {
         let shared = Arc::new(Shared::new(self.token, self.faults));
         let (addr, shutdown, task) = server::serve(self.bind, Arc::clone(&shared)).await?;
+        shared.store().origin = format!("http://{addr}");
         Ok(SimHandle {
             shared,
             addr,
@@ -140,6 +143,16 @@ impl SimHandle {
         self.shared.store().all_oauth2_providers()
     }
 
+    /// Every SAML provider, in authentik's response shape, ordered by name.
+    pub fn saml_providers(&self) -> Vec<Value> {
+        self.shared.store().all_saml_providers()
+    }
+
+    /// Every proxy provider, in authentik's response shape, ordered by name.
+    pub fn proxy_providers(&self) -> Vec<Value> {
+        self.shared.store().all_proxy_providers()
+    }
+
     /// The application with this slug.
     pub fn application(&self, slug: &str) -> Option<Value> {
         self.shared.store().application_by_slug(slug)
@@ -168,6 +181,15 @@ impl SimHandle {
         self.shared.store().patch_provider(name, patch);
     }
 
+    /// Shallow-merge `patch` into the outpost's stored fields, bypassing the API (e.g.
+    /// `{"providers": []}` to detach every provider).
+    ///
+    /// # Panics
+    /// As [`SimHandle::patch_application`].
+    pub fn patch_outpost(&self, name: &str, patch: Value) {
+        self.shared.store().patch_outpost(name, patch);
+    }
+
     /// Delete the application as authentik would (its backchannel providers go with it).
     /// Returns whether it existed.
     pub fn delete_application(&self, slug: &str) -> bool {
@@ -185,9 +207,52 @@ impl SimHandle {
         self.shared.store().all_scope_mappings()
     }
 
+    /// Every SAML property mapping, in authentik's response shape.
+    pub fn saml_property_mappings(&self) -> Vec<Value> {
+        self.shared.store().all_saml_mappings()
+    }
+
     /// Every certificate keypair, in authentik's response shape.
     pub fn certificate_keypairs(&self) -> Vec<Value> {
         self.shared.store().all_keypairs()
+    }
+
+    /// Add a keypair with a freshly generated self-signed certificate valid for `days_valid`
+    /// days from now (negative: expired that many days ago), as an admin importing one would.
+    /// Returns it in authentik's response shape.
+    ///
+    /// # Panics
+    /// If a keypair with this name exists (the name is unique in authentik).
+    pub fn add_keypair(&self, name: &str, days_valid: i64) -> Value {
+        let mut store = self.shared.store();
+        assert!(
+            store.keypairs.iter().all(|k| k.name() != name),
+            "add_keypair: a keypair named {name:?} exists"
+        );
+        let keypair = seed::keypair(name, None, days_valid);
+        let fields = keypair.fields.clone();
+        store.keypairs.push(keypair);
+        fields
+    }
+
+    /// The PEM certificate of the keypair with this name (what `view_certificate` answers).
+    pub fn certificate_pem(&self, name: &str) -> Option<String> {
+        self.shared
+            .store()
+            .keypairs
+            .iter()
+            .find(|k| k.name() == name)
+            .map(|k| k.certificate_pem.clone())
+    }
+
+    /// How many times a certificate was read through `view_certificate` (each call is a
+    /// `secret_view` event in authentik).
+    pub fn certificate_views(&self) -> usize {
+        self.shared
+            .log()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with("/view_certificate/"))
+            .count()
     }
 
     /// Every flow, in authentik's response shape.

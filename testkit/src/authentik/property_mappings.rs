@@ -56,6 +56,8 @@ fn validate(
             .enumerate()
             .filter(move |(i, _)| Some(*i) != current)
             .map(|(_, m)| m)
+            // Names and `managed` are unique across every kind of property mapping.
+            .chain(store.saml_mappings.iter())
     };
     if let Some(name) = body.get("name").and_then(Value::as_str)
         && others().any(|m| str_field(m, "name") == name)

@@ -11,12 +11,12 @@ use super::list::{Listing, Query};
 use super::store::{Provider, ProviderKind, Store, str_field, timedelta_seconds};
 
 /// authentik's `generate_id()`: 40 letters and digits.
-fn generate_client_id() -> String {
+pub(crate) fn generate_client_id() -> String {
     random_alphanumeric(40)
 }
 
 /// authentik's `generate_client_secret()`: 128 letters and digits.
-fn generate_client_secret() -> String {
+pub(crate) fn generate_client_secret() -> String {
     random_alphanumeric(128)
 }
 
@@ -28,15 +28,21 @@ fn random_alphanumeric(len: usize) -> String {
         .collect()
 }
 
-const UUID_FIELDS: [&str; 5] = [
+const UUID_FIELDS: [&str; 11] = [
     "authentication_flow",
     "authorization_flow",
     "invalidation_flow",
     "signing_key",
     "encryption_key",
+    "signing_kp",
+    "verification_kp",
+    "encryption_kp",
+    "name_id_mapping",
+    "authn_context_class_ref_mapping",
+    "certificate",
 ];
 const UUID_LIST_FIELDS: [&str; 2] = ["property_mappings", "jwt_federation_sources"];
-const TIMEDELTA_FIELDS: [&str; 4] = [
+pub(crate) const TIMEDELTA_FIELDS: [&str; 4] = [
     "access_code_validity",
     "access_token_validity",
     "refresh_token_validity",
@@ -44,7 +50,7 @@ const TIMEDELTA_FIELDS: [&str; 4] = [
 ];
 
 /// Django stores UUIDs in one canonical form and renders that; do the same with pks we keep.
-fn canonicalize(body: &mut Map<String, Value>) {
+pub(crate) fn canonicalize(body: &mut Map<String, Value>) {
     for key in UUID_FIELDS {
         if let Some(Value::String(s)) = body.get_mut(key)
             && let Some(canonical) = canonical_uuid(s)
@@ -65,6 +71,49 @@ fn canonicalize(body: &mut Map<String, Value>) {
     }
 }
 
+/// Checks every provider serializer makes: `Provider.name` is unique across all provider types,
+/// and the flows named must exist.
+pub(crate) fn check_common(
+    store: &Store,
+    body: &Map<String, Value>,
+    current: Option<i64>,
+    errors: &mut FieldErrors,
+) {
+    if let Some(name) = body.get("name").and_then(Value::as_str)
+        && store
+            .providers
+            .values()
+            .any(|p| Some(p.pk()) != current && p.name() == name)
+    {
+        errors.add("name", "provider with this name already exists.");
+    }
+    for key in [
+        "authentication_flow",
+        "authorization_flow",
+        "invalidation_flow",
+    ] {
+        if let Some(Value::String(pk)) = body.get(key)
+            && !store.flow_exists(pk)
+        {
+            errors.add(key, does_not_exist(&json!(pk)));
+        }
+    }
+}
+
+/// Timedelta strings (`hours=1;minutes=2`) must parse.
+pub(crate) fn check_timedeltas(body: &Map<String, Value>, keys: &[&str], errors: &mut FieldErrors) {
+    for key in keys {
+        if let Some(Value::String(value)) = body.get(*key)
+            && timedelta_seconds(value).is_none()
+        {
+            errors.add(
+                key,
+                format!("{value} is not in the correct format of 'hours=3;minutes=1'."),
+            );
+        }
+    }
+}
+
 /// Serializer-level checks for an OAuth2 provider (after the request schema passed).
 fn validate_oauth2(
     store: &Store,
@@ -78,15 +127,11 @@ fn validate_oauth2(
             .values()
             .filter(move |p| Some(p.pk()) != current)
     };
-
-    if let Some(name) = body.get("name").and_then(Value::as_str)
-        && others().any(|p| p.name() == name)
-    {
-        errors.add("name", "provider with this name already exists.");
-    }
+    check_common(store, body, current, &mut errors);
     if let Some(client_id) = body.get("client_id").and_then(Value::as_str)
         && others().any(|p| {
-            p.kind == ProviderKind::OAuth2 && str_field(&p.fields, "client_id") == client_id
+            matches!(p.kind, ProviderKind::OAuth2 | ProviderKind::Proxy)
+                && str_field(&p.fields, "client_id") == client_id
         })
     {
         errors.add(
@@ -95,17 +140,6 @@ fn validate_oauth2(
         );
     }
 
-    for key in [
-        "authentication_flow",
-        "authorization_flow",
-        "invalidation_flow",
-    ] {
-        if let Some(Value::String(pk)) = body.get(key)
-            && !store.flow_exists(pk)
-        {
-            errors.add(key, does_not_exist(&json!(pk)));
-        }
-    }
     for key in ["signing_key", "encryption_key"] {
         if let Some(Value::String(pk)) = body.get(key)
             && !store.keypair_with_key_exists(pk)
@@ -139,16 +173,7 @@ fn validate_oauth2(
         errors.add("jwt_federation_providers", does_not_exist(missing));
     }
 
-    for key in TIMEDELTA_FIELDS {
-        if let Some(Value::String(value)) = body.get(key)
-            && timedelta_seconds(value).is_none()
-        {
-            errors.add(
-                key,
-                format!("{value} is not in the correct format of 'hours=3;minutes=1'."),
-            );
-        }
-    }
+    check_timedeltas(body, &TIMEDELTA_FIELDS, &mut errors);
 
     // Regex redirect URIs are compiled when saved (Python `re`; fancy-regex is the closest).
     if let Some(Value::Array(uris)) = body.get("redirect_uris") {
@@ -165,7 +190,7 @@ fn validate_oauth2(
     errors.into_result()
 }
 
-fn parse_pk(id: &str) -> Option<i64> {
+pub(crate) fn parse_pk(id: &str) -> Option<i64> {
     id.parse().ok()
 }
 

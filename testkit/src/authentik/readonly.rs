@@ -1,7 +1,7 @@
-//! Endpoints the stand-in serves read-only: the current user, the version, flows and
-//! certificate keypairs.
+//! Endpoints the stand-in serves read-only: the current user, the version, flows, certificate
+//! keypairs and their certificates.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::api::{ApiError, ApiResponse, ApiResult, canonical_uuid};
 use super::list::{Listing, Query};
@@ -59,12 +59,21 @@ pub(crate) fn list_keypairs(store: &Store, query: &Query) -> ApiResult {
         .page()
 }
 
-pub(crate) fn retrieve_keypair(store: &Store, kp_uuid: &str) -> ApiResult {
+fn keypair<'s>(store: &'s Store, kp_uuid: &str) -> Result<&'s seed::Keypair, ApiError> {
     let pk = canonical_uuid(kp_uuid).ok_or(ApiError::NoMatch("CertificateKeyPair"))?;
     store
         .keypairs
         .iter()
-        .find(|k| k["pk"] == pk.as_str())
-        .map(|k| ApiResponse::ok(k.clone()))
+        .find(|k| k.pk() == pk)
         .ok_or(ApiError::NoMatch("CertificateKeyPair"))
+}
+
+pub(crate) fn retrieve_keypair(store: &Store, kp_uuid: &str) -> ApiResult {
+    keypair(store, kp_uuid).map(|k| ApiResponse::ok(k.fields.clone()))
+}
+
+/// `CertificateData`. authentik also records a `secret_view` event for every call; the stand-in
+/// has no events, the request log shows the calls (`SimHandle::certificate_views`).
+pub(crate) fn view_certificate(store: &Store, kp_uuid: &str) -> ApiResult {
+    keypair(store, kp_uuid).map(|k| ApiResponse::ok(json!({ "data": k.certificate_pem })))
 }

@@ -10,7 +10,7 @@ use super::list::Query;
 use super::schema::schemas;
 use super::server::Shared;
 use super::store::Store;
-use super::{applications, outposts, property_mappings, providers, readonly};
+use super::{applications, outposts, property_mappings, providers, proxy, readonly, saml};
 
 /// Every endpoint the stand-in serves (paths relative to `/api/v3/`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +27,14 @@ enum Route<'p> {
     OAuth2Providers,
     /// `providers/oauth2/{id}/`
     OAuth2Provider(&'p str),
+    /// `providers/saml/`
+    SamlProviders,
+    /// `providers/saml/{id}/`
+    SamlProvider(&'p str),
+    /// `providers/proxy/`
+    ProxyProviders,
+    /// `providers/proxy/{id}/`
+    ProxyProvider(&'p str),
     /// `providers/all/`
     AllProviders,
     /// `providers/all/{id}/`
@@ -39,10 +47,16 @@ enum Route<'p> {
     ScopeMappings,
     /// `propertymappings/provider/scope/{pm_uuid}/`
     ScopeMapping(&'p str),
+    /// `propertymappings/provider/saml/`
+    SamlMappings,
+    /// `propertymappings/provider/saml/{pm_uuid}/`
+    SamlMapping(&'p str),
     /// `crypto/certificatekeypairs/`
     Keypairs,
     /// `crypto/certificatekeypairs/{kp_uuid}/`
     Keypair(&'p str),
+    /// `crypto/certificatekeypairs/{kp_uuid}/view_certificate/`
+    KeypairCertificate(&'p str),
     /// `outposts/instances/`
     Outposts,
     /// `outposts/instances/{uuid}/`
@@ -64,13 +78,22 @@ impl<'p> Route<'p> {
             ["core", "applications", slug] => Route::Application(slug),
             ["providers", "oauth2"] => Route::OAuth2Providers,
             ["providers", "oauth2", id] => Route::OAuth2Provider(id),
+            ["providers", "saml"] => Route::SamlProviders,
+            ["providers", "saml", id] => Route::SamlProvider(id),
+            ["providers", "proxy"] => Route::ProxyProviders,
+            ["providers", "proxy", id] => Route::ProxyProvider(id),
             ["providers", "all"] => Route::AllProviders,
             ["providers", "all", id] => Route::AnyProvider(id),
             ["flows", "instances"] => Route::Flows,
             ["flows", "instances", slug] => Route::Flow(slug),
             ["propertymappings", "provider", "scope"] => Route::ScopeMappings,
             ["propertymappings", "provider", "scope", pk] => Route::ScopeMapping(pk),
+            ["propertymappings", "provider", "saml"] => Route::SamlMappings,
+            ["propertymappings", "provider", "saml", pk] => Route::SamlMapping(pk),
             ["crypto", "certificatekeypairs"] => Route::Keypairs,
+            ["crypto", "certificatekeypairs", pk, "view_certificate"] => {
+                Route::KeypairCertificate(pk)
+            }
             ["crypto", "certificatekeypairs", pk] => Route::Keypair(pk),
             ["outposts", "instances"] => Route::Outposts,
             ["outposts", "instances", pk] => Route::Outpost(pk),
@@ -90,9 +113,20 @@ impl<'p> Route<'p> {
             | Route::Flow(_)
             | Route::Keypairs
             | Route::Keypair(_)
+            | Route::KeypairCertificate(_)
             | Route::Outposts => READ,
-            Route::Applications | Route::OAuth2Providers | Route::ScopeMappings => COLLECTION,
-            Route::Application(_) | Route::OAuth2Provider(_) | Route::ScopeMapping(_) => DETAIL,
+            Route::Applications
+            | Route::OAuth2Providers
+            | Route::SamlProviders
+            | Route::ProxyProviders
+            | Route::ScopeMappings
+            | Route::SamlMappings => COLLECTION,
+            Route::Application(_)
+            | Route::OAuth2Provider(_)
+            | Route::SamlProvider(_)
+            | Route::ProxyProvider(_)
+            | Route::ScopeMapping(_)
+            | Route::SamlMapping(_) => DETAIL,
             Route::AnyProvider(_) => &[Method::GET, Method::DELETE],
             Route::Outpost(_) => &[Method::GET, Method::PUT, Method::PATCH],
         }
@@ -107,9 +141,19 @@ impl<'p> Route<'p> {
             Route::OAuth2Providers | Route::OAuth2Provider(_) => {
                 ("OAuth2ProviderRequest", "PatchedOAuth2ProviderRequest")
             }
+            Route::SamlProviders | Route::SamlProvider(_) => {
+                ("SAMLProviderRequest", "PatchedSAMLProviderRequest")
+            }
+            Route::ProxyProviders | Route::ProxyProvider(_) => {
+                ("ProxyProviderRequest", "PatchedProxyProviderRequest")
+            }
             Route::ScopeMappings | Route::ScopeMapping(_) => {
                 ("ScopeMappingRequest", "PatchedScopeMappingRequest")
             }
+            Route::SamlMappings | Route::SamlMapping(_) => (
+                "SAMLPropertyMappingRequest",
+                "PatchedSAMLPropertyMappingRequest",
+            ),
             Route::Outpost(_) => ("OutpostRequest", "PatchedOutpostRequest"),
             _ => return None,
         };
@@ -128,6 +172,9 @@ impl<'p> Route<'p> {
                 providers::retrieve_oauth2(store, id).is_ok(),
                 "OAuth2Provider",
             ),
+            Route::SamlProvider(id) => (saml::exists(store, id), "SAMLProvider"),
+            Route::ProxyProvider(id) => (proxy::exists(store, id), "ProxyProvider"),
+            Route::SamlMapping(pk) => (saml::mapping_exists(store, pk), "SAMLPropertyMapping"),
             Route::ScopeMapping(pk) => (
                 canonical_uuid(pk)
                     .and_then(|pk| store.scope_mapping_index(&pk))
@@ -148,6 +195,16 @@ impl<'p> Route<'p> {
             Err(ApiError::NoMatch(model))
         }
     }
+}
+
+/// `request.build_absolute_uri("/")` without the path: the scheme (plain HTTP on loopback) and
+/// the `Host` the client sent.
+fn origin(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
 }
 
 /// authentik's `TokenAuthentication` for the one API token the stand-in knows.
@@ -229,6 +286,7 @@ fn respond(
 
     let mut store = shared.store();
     let store = &mut *store;
+    store.origin = origin(headers);
     let query = Query::parse(query);
 
     let body = match route.request_schema(method) {
@@ -271,6 +329,18 @@ fn respond(
         }
         (Route::OAuth2Provider(id), Method::DELETE) => providers::destroy_oauth2(store, id),
 
+        (Route::SamlProviders, Method::GET) => saml::list(store, &query),
+        (Route::SamlProviders, Method::POST) => saml::create(store, body),
+        (Route::SamlProvider(id), Method::GET) => saml::retrieve(store, id),
+        (Route::SamlProvider(id), Method::PUT | Method::PATCH) => saml::update(store, id, body),
+        (Route::SamlProvider(id), Method::DELETE) => saml::destroy(store, id),
+
+        (Route::ProxyProviders, Method::GET) => proxy::list(store, &query),
+        (Route::ProxyProviders, Method::POST) => proxy::create(store, body),
+        (Route::ProxyProvider(id), Method::GET) => proxy::retrieve(store, id),
+        (Route::ProxyProvider(id), Method::PUT | Method::PATCH) => proxy::update(store, id, body),
+        (Route::ProxyProvider(id), Method::DELETE) => proxy::destroy(store, id),
+
         (Route::AllProviders, Method::GET) => providers::list_all(store, &query),
         (Route::AnyProvider(id), Method::GET) => providers::retrieve_any(store, id),
         (Route::AnyProvider(id), Method::DELETE) => providers::destroy_any(store, id),
@@ -286,8 +356,17 @@ fn respond(
         }
         (Route::ScopeMapping(pk), Method::DELETE) => property_mappings::destroy(store, pk),
 
+        (Route::SamlMappings, Method::GET) => saml::list_mappings(store, &query),
+        (Route::SamlMappings, Method::POST) => saml::create_mapping(store, body),
+        (Route::SamlMapping(pk), Method::GET) => saml::retrieve_mapping(store, pk),
+        (Route::SamlMapping(pk), Method::PUT | Method::PATCH) => {
+            saml::update_mapping(store, pk, body)
+        }
+        (Route::SamlMapping(pk), Method::DELETE) => saml::destroy_mapping(store, pk),
+
         (Route::Keypairs, Method::GET) => readonly::list_keypairs(store, &query),
         (Route::Keypair(pk), Method::GET) => readonly::retrieve_keypair(store, pk),
+        (Route::KeypairCertificate(pk), Method::GET) => readonly::view_certificate(store, pk),
 
         (Route::Outposts, Method::GET) => outposts::list(store, &query),
         (Route::Outpost(pk), Method::GET) => outposts::retrieve(store, pk),

@@ -5,7 +5,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rand::RngCore;
 use serde_json::{Map, Value, json};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -228,30 +227,170 @@ pub(crate) fn scope_mappings() -> Vec<Map<String, Value>> {
     ]
 }
 
-/// A keypair in `CertificateKeyPair` shape. The certificate is stood in for by random DER
-/// bytes; the fingerprints are computed over them as authentik computes them over the cert.
-fn keypair(name: &str, managed: Option<&str>, validity_days: u64) -> Value {
+pub(crate) const SAML_MAPPING_META: [(&str, &str); 4] = [
+    ("component", "ak-property-mapping-provider-saml-form"),
+    ("verbose_name", "SAML Provider Property Mapping"),
+    ("verbose_name_plural", "SAML Provider Property Mappings"),
+    (
+        "meta_model_name",
+        "authentik_providers_saml.samlpropertymapping",
+    ),
+];
+
+pub(crate) fn saml_mapping(
+    managed: Option<&str>,
+    name: &str,
+    saml_name: &str,
+    friendly_name: Option<&str>,
+    expression: &str,
+) -> Map<String, Value> {
+    let mut mapping = Map::new();
+    mapping.insert("pk".into(), json!(new_uuid()));
+    mapping.insert("managed".into(), json!(managed));
+    mapping.insert("name".into(), json!(name));
+    mapping.insert("expression".into(), json!(expression));
+    mapping.insert("saml_name".into(), json!(saml_name));
+    mapping.insert("friendly_name".into(), json!(friendly_name));
+    for (key, value) in SAML_MAPPING_META {
+        mapping.insert(key.into(), json!(value));
+    }
+    mapping
+}
+
+/// `blueprints/system/providers-saml.yaml`.
+pub(crate) fn saml_mappings() -> Vec<Map<String, Value>> {
+    const SAML: &str = "goauthentik.io/providers/saml/";
+    [
+        (
+            "upn",
+            "authentik default SAML Mapping: UPN",
+            "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn",
+            "return request.user.attributes.get(\"upn\", request.user.email)",
+        ),
+        (
+            "name",
+            "authentik default SAML Mapping: Name",
+            "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
+            "return request.user.name",
+        ),
+        (
+            "email",
+            "authentik default SAML Mapping: Email",
+            "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+            "return request.user.email",
+        ),
+        (
+            "username",
+            "authentik default SAML Mapping: Username",
+            "http://schemas.goauthentik.io/2021/02/saml/username",
+            "return request.user.username",
+        ),
+        (
+            "uid",
+            "authentik default SAML Mapping: User ID",
+            "http://schemas.goauthentik.io/2021/02/saml/uid",
+            "return request.user.pk",
+        ),
+        (
+            "groups",
+            "authentik default SAML Mapping: Groups",
+            "http://schemas.xmlsoap.org/claims/Group",
+            "for group in request.user.all_groups():\n    yield group.name",
+        ),
+        (
+            "ms-windowsaccountname",
+            "authentik default SAML Mapping: WindowsAccountname (Username)",
+            "http://schemas.microsoft.com/ws/2008/06/identity/claims/windowsaccountname",
+            "return request.user.username",
+        ),
+    ]
+    .into_iter()
+    .map(|(suffix, name, saml_name, expression)| {
+        saml_mapping(
+            Some(&format!("{SAML}{suffix}")),
+            name,
+            saml_name,
+            None,
+            expression,
+        )
+    })
+    .collect()
+}
+
+/// A certificate keypair: its `CertificateKeyPair` response shape and the PEM certificate that
+/// `view_certificate` answers with.
+#[derive(Debug, Clone)]
+pub(crate) struct Keypair {
+    pub fields: Value,
+    pub certificate_pem: String,
+}
+
+impl Keypair {
+    pub(crate) fn pk(&self) -> &str {
+        self.fields["pk"].as_str().unwrap_or_default()
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        self.fields["name"].as_str().unwrap_or_default()
+    }
+}
+
+/// A keypair with a real self-signed certificate, valid from now for `validity_days` (negative:
+/// already expired). The fingerprints are computed over its DER, as authentik computes them.
+/// ring cannot generate RSA keys, so the key is ECDSA P-256 (`key_type: "ec"`); authentik's own
+/// self-signed keypair is RSA, which changes nothing a client can see besides `key_type`.
+pub(crate) fn keypair(name: &str, managed: Option<&str>, validity_days: i64) -> Keypair {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let now = i64::try_from(now).unwrap_or_default();
+    let expiry = now + validity_days * 86_400;
+    let at = |secs: i64| {
+        time::OffsetDateTime::from_unix_timestamp(secs)
+            .unwrap_or_else(|err| panic!("keypair validity out of range: {err}"))
+    };
+    let key = rcgen::KeyPair::generate()
+        .unwrap_or_else(|err| panic!("generating a key for keypair {name:?}: {err}"));
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap_or_else(|err| panic!("certificate parameters for {name:?}: {err}"));
+    params.not_before = at(now.min(expiry));
+    params.not_after = at(expiry);
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CommonName, name);
+    dn.push(rcgen::DnType::OrganizationName, "authentik");
+    dn.push(rcgen::DnType::OrganizationalUnitName, "Self-signed");
+    params.distinguished_name = dn;
+    let certificate = params
+        .self_signed(&key)
+        .unwrap_or_else(|err| panic!("self-signing a certificate for {name:?}: {err}"));
+    let (sha256, sha1) = fingerprints(certificate.der());
+    let expiry_at = if expiry >= 0 {
+        UNIX_EPOCH + Duration::from_secs(expiry.unsigned_abs())
+    } else {
+        UNIX_EPOCH
+    };
     let pk = new_uuid();
-    let mut der = vec![0u8; 512];
-    rand::rng().fill_bytes(&mut der);
-    let (sha256, sha1) = fingerprints(&der);
-    let expiry = SystemTime::now() + Duration::from_secs(validity_days * 86_400);
-    json!({
+    let fields = json!({
         "pk": pk,
         "name": name,
         "fingerprint_sha256": sha256,
         "fingerprint_sha1": sha1,
-        "cert_expiry": rfc3339(expiry),
+        "cert_expiry": rfc3339(expiry_at),
         "cert_subject": format!("OU=Self-signed,O=authentik,CN={name}"),
         "private_key_available": true,
-        "key_type": "rsa",
+        "key_type": "ec",
         "certificate_download_url": format!("/api/v3/crypto/certificatekeypairs/{pk}/view_certificate/?download"),
         "private_key_download_url": format!("/api/v3/crypto/certificatekeypairs/{pk}/view_private_key/?download"),
         "managed": managed,
-    })
+    });
+    Keypair {
+        fields,
+        certificate_pem: certificate.pem(),
+    }
 }
 
-pub(crate) fn keypairs() -> Vec<Value> {
+pub(crate) fn keypairs() -> Vec<Keypair> {
     vec![
         keypair("authentik Self-signed Certificate", None, 365),
         keypair(

@@ -11,30 +11,41 @@ use super::seed;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ProviderKind {
     OAuth2,
+    Saml,
+    /// A multi-table subclass of `OAuth2Provider` in authentik.
+    Proxy,
 }
 
 impl ProviderKind {
     pub(crate) fn component(self) -> &'static str {
         match self {
             ProviderKind::OAuth2 => "ak-provider-oauth2-form",
+            ProviderKind::Saml => "ak-provider-saml-form",
+            ProviderKind::Proxy => "ak-provider-proxy-form",
         }
     }
 
     pub(crate) fn verbose_name(self) -> &'static str {
         match self {
             ProviderKind::OAuth2 => "OAuth2/OpenID Provider",
+            ProviderKind::Saml => "SAML Provider",
+            ProviderKind::Proxy => "Proxy Provider",
         }
     }
 
     pub(crate) fn verbose_name_plural(self) -> &'static str {
         match self {
             ProviderKind::OAuth2 => "OAuth2/OpenID Providers",
+            ProviderKind::Saml => "SAML Providers",
+            ProviderKind::Proxy => "Proxy Providers",
         }
     }
 
     pub(crate) fn meta_model_name(self) -> &'static str {
         match self {
             ProviderKind::OAuth2 => "authentik_providers_oauth2.oauth2provider",
+            ProviderKind::Saml => "authentik_providers_saml.samlprovider",
+            ProviderKind::Proxy => "authentik_providers_proxy.proxyprovider",
         }
     }
 
@@ -42,11 +53,13 @@ impl ProviderKind {
     pub(crate) fn class_name(self) -> &'static str {
         match self {
             ProviderKind::OAuth2 => "OAuth2Provider",
+            ProviderKind::Saml => "SAMLProvider",
+            ProviderKind::Proxy => "ProxyProvider",
         }
     }
 
     /// What this provider's launch URL is guessed from, if anything.
-    fn launch_url(self, fields: &Map<String, Value>) -> Option<String> {
+    fn launch_url(self, fields: &Map<String, Value>, app_slug: &str) -> Option<String> {
         match self {
             // OAuth2Provider.launch_url: the first redirect URI with its path removed.
             ProviderKind::OAuth2 => fields
@@ -55,6 +68,12 @@ impl ProviderKind {
                 .and_then(|first| first.get("url"))
                 .and_then(Value::as_str)
                 .map(strip_path),
+            // SAMLProvider.launch_url: the IdP-initiated SSO view (a relative URL).
+            ProviderKind::Saml => Some(format!("/application/saml/{app_slug}/sso/binding/init/")),
+            ProviderKind::Proxy => fields
+                .get("external_host")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         }
     }
 }
@@ -79,6 +98,21 @@ impl Provider {
     }
 }
 
+/// OAuth2 model fields the proxy provider serializer does not show.
+const PROXY_HIDDEN_FIELDS: [&str; 11] = [
+    "client_type",
+    "client_secret",
+    "access_code_validity",
+    "refresh_token_threshold",
+    "include_claims_in_id_token",
+    "signing_key",
+    "encryption_key",
+    "logout_uri",
+    "logout_method",
+    "sub_mode",
+    "issuer_mode",
+];
+
 /// Fields of the generic `ProviderSerializer` that come from the model.
 const PROVIDER_BASE_FIELDS: [&str; 6] = [
     "pk",
@@ -98,10 +132,14 @@ pub(crate) struct Store {
     pub next_provider_pk: i64,
     pub flows: Vec<Value>,
     pub scope_mappings: Vec<Map<String, Value>>,
-    pub keypairs: Vec<Value>,
+    pub keypairs: Vec<seed::Keypair>,
+    pub saml_mappings: Vec<Map<String, Value>>,
     /// Writable fields plus `pk` of each outpost.
     pub outposts: Vec<Map<String, Value>>,
     pub me: Value,
+    /// `scheme://host` of the request being answered: authentik builds the SAML providers'
+    /// `url_*` fields from the request, not from its configuration.
+    pub origin: String,
 }
 
 pub(crate) fn str_field<'m>(map: &'m Map<String, Value>, key: &str) -> &'m str {
@@ -117,8 +155,10 @@ impl Store {
             flows: seed::flows(),
             scope_mappings: seed::scope_mappings(),
             keypairs: seed::keypairs(),
+            saml_mappings: seed::saml_mappings(),
             outposts: vec![seed::embedded_outpost()],
             me: seed::me(),
+            origin: "http://localhost".into(),
         }
     }
 
@@ -158,7 +198,15 @@ impl Store {
     pub(crate) fn keypair_with_key_exists(&self, pk: &str) -> bool {
         self.keypairs
             .iter()
-            .any(|k| k["pk"] == pk && k["private_key_available"] == true)
+            .any(|k| k.pk() == pk && k.fields["private_key_available"] == true)
+    }
+
+    pub(crate) fn keypair_exists(&self, pk: &str) -> bool {
+        self.keypairs.iter().any(|k| k.pk() == pk)
+    }
+
+    pub(crate) fn saml_mapping_index(&self, pk: &str) -> Option<usize> {
+        self.saml_mappings.iter().position(|m| m["pk"] == pk)
     }
 
     pub(crate) fn outpost_index(&self, pk: &str) -> Option<usize> {
@@ -197,11 +245,70 @@ impl Store {
         out.insert("meta_model_name".into(), json!(kind.meta_model_name()));
     }
 
-    /// The type-specific serializer's shape (`OAuth2Provider`, …).
+    /// The type-specific serializer's shape (`OAuth2Provider`, `SAMLProvider`, `ProxyProvider`).
     pub(crate) fn render_provider(&self, provider: &Provider) -> Value {
-        let mut out = provider.fields.clone();
+        let mut out = match provider.kind {
+            ProviderKind::OAuth2 | ProviderKind::Saml => provider.fields.clone(),
+            // ProxyProviderSerializer shows only part of the OAuth2 model underneath.
+            ProviderKind::Proxy => provider
+                .fields
+                .iter()
+                .filter(|(key, _)| !PROXY_HIDDEN_FIELDS.contains(&key.as_str()))
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect(),
+        };
         self.provider_computed(provider, &mut out);
+        match provider.kind {
+            ProviderKind::OAuth2 => {}
+            ProviderKind::Saml => self.saml_urls(provider, &mut out),
+            ProviderKind::Proxy => {
+                let pk = json!(provider.pk());
+                let outposts: Vec<String> = self
+                    .outposts
+                    .iter()
+                    .filter(|o| {
+                        o.get("providers")
+                            .and_then(Value::as_array)
+                            .is_some_and(|pks| pks.contains(&pk))
+                    })
+                    .map(|o| format!("Outpost {}", str_field(o, "name")))
+                    .collect();
+                out.insert("outpost_set".into(), json!(outposts));
+            }
+        }
         Value::Object(out)
+    }
+
+    /// `SAMLProviderSerializer`'s `url_*` fields: absolute URLs on the host the API was called
+    /// on; without an application only the metadata URL exists (through the API).
+    fn saml_urls(&self, provider: &Provider, out: &mut Map<String, Value>) {
+        let origin = &self.origin;
+        let slug = self
+            .application_of(provider.pk())
+            .map(|a| str_field(a, "slug").to_owned());
+        let url = |suffix: &str| match &slug {
+            Some(slug) => format!("{origin}/application/saml/{slug}/{suffix}"),
+            None => "-".to_owned(),
+        };
+        let metadata = match &slug {
+            Some(slug) => format!("{origin}/application/saml/{slug}/metadata/"),
+            None => format!(
+                "{origin}/api/v3/providers/saml/{}/metadata/?download",
+                provider.pk()
+            ),
+        };
+        out.insert("url_download_metadata".into(), json!(metadata));
+        out.insert("url_sso_post".into(), json!(url("sso/binding/post/")));
+        out.insert(
+            "url_sso_redirect".into(),
+            json!(url("sso/binding/redirect/")),
+        );
+        out.insert("url_sso_init".into(), json!(url("sso/binding/init/")));
+        out.insert("url_slo_post".into(), json!(url("slo/binding/post/")));
+        out.insert(
+            "url_slo_redirect".into(),
+            json!(url("slo/binding/redirect/")),
+        );
     }
 
     /// The generic `Provider` shape (`provider_obj`, `/providers/all/`, `providers_obj`).
@@ -249,7 +356,7 @@ impl Store {
 
         let meta_launch_url = str_field(app, "meta_launch_url");
         let launch_url = if meta_launch_url.is_empty() {
-            provider.and_then(|p| p.kind.launch_url(&p.fields))
+            provider.and_then(|p| p.kind.launch_url(&p.fields, str_field(app, "slug")))
         } else {
             Some(meta_launch_url.to_owned())
         };
@@ -307,16 +414,7 @@ impl Store {
     }
 
     pub(crate) fn all_oauth2_providers(&self) -> Vec<Value> {
-        let mut providers: Vec<&Provider> = self
-            .providers
-            .values()
-            .filter(|p| p.kind == ProviderKind::OAuth2)
-            .collect();
-        providers.sort_by(|a, b| a.name().cmp(b.name()));
-        providers
-            .into_iter()
-            .map(|p| self.render_provider(p))
-            .collect()
+        self.all_of_kind(ProviderKind::OAuth2)
     }
 
     pub(crate) fn application_by_slug(&self, slug: &str) -> Option<Value> {
@@ -339,7 +437,32 @@ impl Store {
     }
 
     pub(crate) fn all_keypairs(&self) -> Vec<Value> {
-        self.keypairs.clone()
+        self.keypairs.iter().map(|k| k.fields.clone()).collect()
+    }
+
+    pub(crate) fn all_saml_mappings(&self) -> Vec<Value> {
+        self.saml_mappings
+            .iter()
+            .map(|m| Value::Object(m.clone()))
+            .collect()
+    }
+
+    fn all_of_kind(&self, kind: ProviderKind) -> Vec<Value> {
+        let mut providers: Vec<&Provider> =
+            self.providers.values().filter(|p| p.kind == kind).collect();
+        providers.sort_by(|a, b| a.name().cmp(b.name()));
+        providers
+            .into_iter()
+            .map(|p| self.render_provider(p))
+            .collect()
+    }
+
+    pub(crate) fn all_saml_providers(&self) -> Vec<Value> {
+        self.all_of_kind(ProviderKind::Saml)
+    }
+
+    pub(crate) fn all_proxy_providers(&self) -> Vec<Value> {
+        self.all_of_kind(ProviderKind::Proxy)
     }
 
     pub(crate) fn all_flows(&self) -> Vec<Value> {
@@ -367,6 +490,17 @@ impl Store {
             panic!("patch_provider: no provider named {name:?}");
         };
         merge_writable(&mut provider.fields, patch, "provider");
+    }
+
+    pub(crate) fn patch_outpost(&mut self, name: &str, patch: Value) {
+        let Some(outpost) = self
+            .outposts
+            .iter_mut()
+            .find(|o| str_field(o, "name") == name)
+        else {
+            panic!("patch_outpost: no outpost named {name:?}");
+        };
+        merge_writable(outpost, patch, "outpost");
     }
 
     pub(crate) fn delete_application(&mut self, slug: &str) -> bool {
@@ -425,6 +559,21 @@ impl Store {
             remove_from_list(&mut provider.fields, "jwt_federation_providers", &json!(pk));
         }
         true
+    }
+
+    /// Remove a SAML property mapping; providers drop it from `property_mappings`, and the
+    /// NameID / AuthnContextClassRef links (`SET_NULL`) let go of it.
+    pub(crate) fn remove_saml_mapping(&mut self, index: usize) {
+        let mapping = self.saml_mappings.remove(index);
+        let pk = mapping.get("pk").cloned().unwrap_or(Value::Null);
+        for provider in self.providers.values_mut() {
+            remove_from_list(&mut provider.fields, "property_mappings", &pk);
+            for key in ["name_id_mapping", "authn_context_class_ref_mapping"] {
+                if provider.fields.get(key) == Some(&pk) {
+                    provider.fields.insert(key.into(), Value::Null);
+                }
+            }
+        }
     }
 
     /// Remove a scope mapping; providers' `property_mappings` drop it.

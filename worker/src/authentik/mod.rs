@@ -16,7 +16,8 @@ use serde::de::DeserializeOwned;
 
 pub use error::{AuthentikError, FieldErrors};
 pub use types::{
-    Application, CertificateKeyPair, Flow, OAuth2Provider, Page, RedirectUri, ScopeMapping,
+    Application, CertificateKeyPair, Flow, OAuth2Provider, Outpost, Page, ProxyProvider,
+    RedirectUri, SamlPropertyMapping, SamlProvider, ScopeMapping,
 };
 
 /// authentik clamps larger page sizes to this.
@@ -230,6 +231,141 @@ impl Client {
         .await
     }
 
+    // --- SAML providers and property mappings -----------------------------------------------
+
+    pub async fn saml_providers(&self) -> Result<Vec<SamlProvider>, AuthentikError> {
+        self.list_all("/providers/saml/", &[]).await
+    }
+
+    pub async fn saml_provider_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<SamlProvider>, AuthentikError> {
+        let found: Vec<SamlProvider> = self
+            .list_all("/providers/saml/", &[("name", name.to_owned())])
+            .await?;
+        Ok(found.into_iter().find(|p| p.name == name))
+    }
+
+    pub async fn create_saml_provider(
+        &self,
+        body: &serde_json::Value,
+    ) -> Result<SamlProvider, AuthentikError> {
+        self.write(reqwest::Method::POST, "/providers/saml/", body)
+            .await
+    }
+
+    /// A body that sets `signing_kp` must carry `sign_assertion`/`sign_response` too: authentik
+    /// validates the submitted fields, not the stored ones.
+    pub async fn patch_saml_provider(
+        &self,
+        pk: i64,
+        body: &serde_json::Value,
+    ) -> Result<SamlProvider, AuthentikError> {
+        self.write(
+            reqwest::Method::PATCH,
+            &format!("/providers/saml/{pk}/"),
+            body,
+        )
+        .await
+    }
+
+    pub async fn saml_property_mappings(&self) -> Result<Vec<SamlPropertyMapping>, AuthentikError> {
+        self.list_all("/propertymappings/provider/saml/", &[]).await
+    }
+
+    pub async fn create_saml_property_mapping(
+        &self,
+        body: &serde_json::Value,
+    ) -> Result<SamlPropertyMapping, AuthentikError> {
+        self.write(
+            reqwest::Method::POST,
+            "/propertymappings/provider/saml/",
+            body,
+        )
+        .await
+    }
+
+    pub async fn patch_saml_property_mapping(
+        &self,
+        pk: &str,
+        body: &serde_json::Value,
+    ) -> Result<SamlPropertyMapping, AuthentikError> {
+        self.write(
+            reqwest::Method::PATCH,
+            &format!("/propertymappings/provider/saml/{pk}/"),
+            body,
+        )
+        .await
+    }
+
+    // --- proxy providers and outposts --------------------------------------------------------
+
+    pub async fn proxy_providers(&self) -> Result<Vec<ProxyProvider>, AuthentikError> {
+        self.list_all("/providers/proxy/", &[]).await
+    }
+
+    /// The proxy viewset only filters by suffixed lookups.
+    pub async fn proxy_provider_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<ProxyProvider>, AuthentikError> {
+        let found: Vec<ProxyProvider> = self
+            .list_all("/providers/proxy/", &[("name__iexact", name.to_owned())])
+            .await?;
+        Ok(found.into_iter().find(|p| p.name == name))
+    }
+
+    pub async fn create_proxy_provider(
+        &self,
+        body: &serde_json::Value,
+    ) -> Result<ProxyProvider, AuthentikError> {
+        self.write(reqwest::Method::POST, "/providers/proxy/", body)
+            .await
+    }
+
+    /// authentik's validation reads `mode` (default `proxy`) and `internal_host` from the
+    /// submitted body only, so every PATCH must repeat them.
+    pub async fn patch_proxy_provider(
+        &self,
+        pk: i64,
+        body: &serde_json::Value,
+    ) -> Result<ProxyProvider, AuthentikError> {
+        self.write(
+            reqwest::Method::PATCH,
+            &format!("/providers/proxy/{pk}/"),
+            body,
+        )
+        .await
+    }
+
+    pub async fn outposts(&self) -> Result<Vec<Outpost>, AuthentikError> {
+        self.list_all("/outposts/instances/", &[]).await
+    }
+
+    /// Outposts matching an `__iexact` filter, e.g. `("managed__iexact", EMBEDDED)`.
+    pub async fn outposts_where(
+        &self,
+        filter: &str,
+        value: &str,
+    ) -> Result<Vec<Outpost>, AuthentikError> {
+        self.list_all("/outposts/instances/", &[(filter, value.to_owned())])
+            .await
+    }
+
+    pub async fn patch_outpost(
+        &self,
+        pk: &str,
+        body: &serde_json::Value,
+    ) -> Result<Outpost, AuthentikError> {
+        self.write(
+            reqwest::Method::PATCH,
+            &format!("/outposts/instances/{pk}/"),
+            body,
+        )
+        .await
+    }
+
     // --- lookups -----------------------------------------------------------------------------
 
     pub async fn flow(&self, slug: &str) -> Result<Option<Flow>, AuthentikError> {
@@ -272,6 +408,20 @@ impl Client {
 
     pub async fn certificate_keypairs(&self) -> Result<Vec<CertificateKeyPair>, AuthentikError> {
         self.list_all("/crypto/certificatekeypairs/", &[]).await
+    }
+
+    /// The keypair's certificate (PEM). authentik records a `secret_view` event for every call,
+    /// so only add and fix use it; checks compare fingerprints from the keypair list.
+    pub async fn view_certificate(&self, keypair_pk: &str) -> Result<String, AuthentikError> {
+        let data: types::CertificateData = self
+            .send(
+                reqwest::Method::GET,
+                &format!("/crypto/certificatekeypairs/{keypair_pk}/view_certificate/"),
+                &[],
+                None,
+            )
+            .await?;
+        Ok(data.data)
     }
 
     /// Cheap authenticated call: proves the token works.

@@ -107,3 +107,93 @@ pub struct CertificateKeyPair {
     #[serde(default)]
     pub managed: Option<String>,
 }
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct SamlProvider {
+    pub pk: i64,
+    pub name: String,
+    pub authorization_flow: String,
+    #[serde(default)]
+    pub invalidation_flow: Option<String>,
+    #[serde(default)]
+    pub property_mappings: Vec<String>,
+    #[serde(default)]
+    pub acs_url: String,
+    #[serde(default)]
+    pub audience: String,
+    #[serde(default)]
+    pub issuer: String,
+    #[serde(default)]
+    pub sls_url: String,
+    #[serde(default)]
+    pub sp_binding: String,
+    #[serde(default)]
+    pub sls_binding: String,
+    #[serde(default)]
+    pub signing_kp: Option<String>,
+    #[serde(default)]
+    pub sign_assertion: bool,
+    #[serde(default)]
+    pub sign_response: bool,
+    #[serde(default)]
+    pub name_id_mapping: Option<String>,
+    #[serde(default)]
+    pub default_name_id_policy: String,
+    #[serde(default)]
+    pub assigned_application_slug: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct SamlPropertyMapping {
+    pub pk: String,
+    pub name: String,
+    #[serde(default)]
+    pub saml_name: String,
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+    #[serde(default)]
+    pub expression: String,
+    #[serde(default)]
+    pub managed: Option<String>,
+}
+
+/// A proxy provider as `/providers/proxy/` shows it. authentik rewrites its OAuth2 side (client
+/// type, signing key, scope mappings, redirect URIs) on every save, so those are not read.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ProxyProvider {
+    pub pk: i64,
+    pub name: String,
+    pub authorization_flow: String,
+    #[serde(default)]
+    pub invalidation_flow: Option<String>,
+    #[serde(default)]
+    pub external_host: String,
+    #[serde(default)]
+    pub internal_host: String,
+    #[serde(default)]
+    pub mode: String,
+    #[serde(default)]
+    pub skip_path_regex: String,
+    #[serde(default)]
+    pub cookie_domain: String,
+    #[serde(default)]
+    pub assigned_application_slug: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Outpost {
+    pub pk: String,
+    pub name: String,
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub providers: Vec<i64>,
+    #[serde(default)]
+    pub managed: Option<String>,
+}
+
+/// `GET …/view_certificate/`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct CertificateData {
+    pub data: String,
+}

@@ -6,9 +6,15 @@
 //! and `apply` converges: find by natural key, create what is missing, patch only fields that
 //! differ, then deliver the service's native settings.
 
+mod application;
+mod credentials;
+mod frappe;
 mod oauth;
 mod oauth2;
 mod oidc;
+mod proxy;
+mod saml;
+mod wikijs;
 
 use schemas::{Package, SsoKind};
 
@@ -20,7 +26,7 @@ use crate::live::Live;
 use crate::render::{Extras, Scope};
 use crate::report::{Applied, Drift, Report};
 
-pub use oauth2::PUBLISHER;
+pub use application::PUBLISHER;
 
 /// The service a flow works on: its package and the `.env` as read at the start of the job.
 pub struct Service<'a> {
@@ -49,9 +55,10 @@ pub async fn check(ctx: &Context, svc: &Service<'_>, live: &Live<'_>) -> Result<
     match svc.package.manifest.kind() {
         SsoKind::Oauth => oauth::OAuth.check(ctx, svc, live).await,
         SsoKind::Oidc => oidc::Oidc.check(ctx, svc, live).await,
-        kind @ (SsoKind::Saml | SsoKind::Proxy | SsoKind::Wikijs | SsoKind::Frappe) => {
-            Err(FlowError::Unsupported { kind })
-        }
+        SsoKind::Saml => saml::Saml.check(ctx, svc, live).await,
+        SsoKind::Proxy => proxy::Proxy.check(ctx, svc, live).await,
+        SsoKind::Wikijs => wikijs::Wikijs.check(ctx, svc, live).await,
+        SsoKind::Frappe => frappe::Frappe.check(ctx, svc, live).await,
     }
 }
 
@@ -63,9 +70,10 @@ pub async fn apply(
     match svc.package.manifest.kind() {
         SsoKind::Oauth => oauth::OAuth.apply(ctx, svc, live).await,
         SsoKind::Oidc => oidc::Oidc.apply(ctx, svc, live).await,
-        kind @ (SsoKind::Saml | SsoKind::Proxy | SsoKind::Wikijs | SsoKind::Frappe) => {
-            Err(FlowError::Unsupported { kind })
-        }
+        SsoKind::Saml => saml::Saml.apply(ctx, svc, live).await,
+        SsoKind::Proxy => proxy::Proxy.apply(ctx, svc, live).await,
+        SsoKind::Wikijs => wikijs::Wikijs.apply(ctx, svc, live).await,
+        SsoKind::Frappe => frappe::Frappe.apply(ctx, svc, live).await,
     }
 }
 

@@ -10,6 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
 use super::Service;
+use super::application::{self, AppSpec};
 use crate::authentik::{OAuth2Provider, RedirectUri, ScopeMapping};
 use crate::context::Context;
 use crate::envfile;
@@ -17,10 +18,6 @@ use crate::error::FlowError;
 use crate::live::{Catalog, Live, provider_name};
 use crate::render::{Extras, Scope};
 use crate::report::{Applied, Drift};
-
-/// `meta_publisher` of every application pma-sso creates: how `orphans` and `adopt` tell ours
-/// from hand-made ones.
-pub const PUBLISHER: &str = "pma-sso";
 
 /// What differs between the OAuth2-backed types.
 pub struct Options {
@@ -49,9 +46,7 @@ struct Desired {
     secret_key: EnvKey,
     client_id: Option<String>,
     client_secret: Option<SecretString>,
-    slug: String,
-    app_name: String,
-    launch_url: String,
+    app: AppSpec,
 }
 
 fn render_err(field: &str) -> impl Fn(crate::render::RenderError) -> FlowError + '_ {
@@ -69,7 +64,9 @@ fn desired(
     options: &Options,
 ) -> Result<Desired, FlowError> {
     let m = &svc.package.manifest;
-    let view = m.oauth().ok_or(FlowError::Unsupported { kind: m.kind() })?;
+    let view = m
+        .oauth()
+        .ok_or(FlowError::NoOAuthClient { kind: m.kind() })?;
     let scope = Scope::new(
         m,
         svc.env,
@@ -131,10 +128,10 @@ fn desired(
     };
     let id_key = m
         .client_id_env()
-        .ok_or(FlowError::Unsupported { kind: m.kind() })?;
+        .ok_or(FlowError::NoOAuthClient { kind: m.kind() })?;
     let secret_key = m
         .client_secret_env()
-        .ok_or(FlowError::Unsupported { kind: m.kind() })?;
+        .ok_or(FlowError::NoOAuthClient { kind: m.kind() })?;
     let non_empty = |key: &EnvKey| {
         svc.env
             .get(key.as_str())
@@ -154,9 +151,12 @@ fn desired(
         client_secret: non_empty(&secret_key).map(SecretString::from),
         id_key,
         secret_key,
-        slug: m.slug().to_string(),
-        app_name: m.display_name().to_owned(),
-        launch_url: format!("{url}/"),
+        app: AppSpec {
+            slug: m.slug().to_string(),
+            name: m.display_name().to_owned(),
+            launch_url: format!("{url}/"),
+            provider_name: provider_name(m),
+        },
     })
 }
 
@@ -430,61 +430,6 @@ fn provider_create_body(desired: &Desired) -> Value {
     body
 }
 
-/// Application fields we own and their desired values.
-fn app_diff(
-    desired: &Desired,
-    app: &crate::authentik::Application,
-    provider_pk: Option<i64>,
-) -> (Vec<Drift>, Map<String, Value>) {
-    let mut drifts = Vec::new();
-    let mut patch = Map::new();
-    let slug = &desired.slug;
-    if let Some(pk) = provider_pk
-        && app.provider != Some(pk)
-    {
-        drifts.push(Drift::new(
-            "application.provider",
-            format!(
-                "authentik app {slug} is not linked to provider {}",
-                desired.provider_name
-            ),
-            format!(
-                "link application {slug} to provider {}",
-                desired.provider_name
-            ),
-        ));
-        patch.insert("provider".into(), json!(pk));
-    }
-    if app.meta_launch_url != desired.launch_url {
-        drifts.push(Drift::new(
-            "application.meta_launch_url",
-            format!(
-                "launch URL mismatch: want {}, authentik has {}",
-                desired.launch_url,
-                if app.meta_launch_url.is_empty() {
-                    "none"
-                } else {
-                    &app.meta_launch_url
-                }
-            ),
-            format!("set meta_launch_url on application {slug}"),
-        ));
-        patch.insert("meta_launch_url".into(), json!(desired.launch_url));
-    }
-    if app.name != desired.app_name {
-        drifts.push(Drift::new(
-            "application.name",
-            format!(
-                "application name mismatch: want {}, authentik has {}",
-                desired.app_name, app.name
-            ),
-            format!("rename application {slug}"),
-        ));
-        patch.insert("name".into(), json!(desired.app_name));
-    }
-    (drifts, patch)
-}
-
 /// Every drift of the authentik side and the `.env` credentials.
 pub fn check(
     ctx: &Context,
@@ -526,22 +471,11 @@ pub fn check(
     };
     let desired = desired(ctx, svc, catalog, &custom, options)?;
 
-    match live.app {
-        None => drifts.push(Drift::new(
-            "application",
-            "authentik app missing",
-            format!("create application {}", desired.slug),
-        )),
-        Some(app) if app.meta_publisher != PUBLISHER => drifts.push(Drift::new(
-            "application",
-            format!(
-                "authentik app {} exists but is not managed by pma-sso",
-                desired.slug
-            ),
-            "nothing: pma-sso leaves it alone until it is adopted",
-        )),
-        Some(app) => drifts.extend(app_diff(&desired, app, live.oauth2.map(|p| p.pk)).0),
-    }
+    drifts.extend(application::check(
+        &desired.app,
+        live.app,
+        live.oauth2.map(|p| p.pk),
+    ));
     match live.oauth2 {
         None => drifts.push(Drift::new(
             "provider",
@@ -585,15 +519,7 @@ pub async fn apply(
     let mut applied = Applied::default();
     let slug = svc.package.manifest.slug().to_string();
 
-    // Never touch what is not ours: refuse before creating anything.
-    if let Some(app) = live.app
-        && app.meta_publisher != PUBLISHER
-    {
-        return Err(FlowError::ForeignApplication {
-            slug,
-            publisher: app.meta_publisher.clone(),
-        });
-    }
+    application::refuse_foreign(&slug, live.app)?;
 
     let mut custom_pks: Vec<(String, String)> = Vec::new();
     for spec in mappings_of(svc) {
@@ -690,41 +616,6 @@ pub async fn apply(
         }
     }
 
-    match live.app {
-        None => {
-            let body = json!({
-                "name": desired.app_name,
-                "slug": desired.slug,
-                "provider": provider.pk,
-                "meta_launch_url": desired.launch_url,
-                "meta_publisher": PUBLISHER,
-            });
-            client.create_application(&body).await.map_err(|source| {
-                FlowError::CreateApplication {
-                    slug: desired.slug.clone(),
-                    source,
-                }
-            })?;
-            applied.did(format!("created application {}", desired.slug));
-        }
-        Some(app) => {
-            let (_, patch) = app_diff(&desired, app, Some(provider.pk));
-            if !patch.is_empty() {
-                let fields: Vec<String> = patch.keys().cloned().collect();
-                client
-                    .patch_application(&app.slug, &Value::Object(patch))
-                    .await
-                    .map_err(|source| FlowError::UpdateApplication {
-                        slug: desired.slug.clone(),
-                        source,
-                    })?;
-                applied.did(format!(
-                    "updated application {} ({})",
-                    desired.slug,
-                    fields.join(", ")
-                ));
-            }
-        }
-    }
+    application::apply(ctx, &desired.app, live.app, provider.pk, &mut applied).await?;
     Ok(applied)
 }
