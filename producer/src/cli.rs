@@ -1,12 +1,20 @@
 //! The operator CLI: `check`, `plan`, `add`, `fix`, `fix-all`.
 //!
-//! Output is one line per service in the seed's format; exit status 0 when everything is
-//! green, 1 when something drifted, 2 when something failed (an error outranks drift).
+//! By default a command goes through the pipeline: jobs are recorded in PostgreSQL and
+//! published to RabbitMQ, a worker runs them, and the CLI prints the outcomes it reads back.
+//! `--inline` runs the flows in this process instead. Output is one line per service in the
+//! seed's format; exit status 0 when everything is green, 1 when something drifted, 2 when
+//! something failed (an error outranks drift).
 
 use std::io::Write;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use worker::{Action, Applied, Context, FlowError, Report, Settings};
+use schemas::job::{Action, JobStatus, Outcome, Trigger};
+use worker::envfile::EnvFile;
+use worker::pipeline::PipelineSettings;
+use worker::pipeline::client::JobClient;
+use worker::{Applied, Context, Report, Settings};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -15,13 +23,18 @@ use worker::{Action, Applied, Context, FlowError, Report, Settings};
     about = "One authentik login for every service: check, plan, add and fix SSO."
 )]
 pub struct Cli {
-    /// Run the flows in this process instead of through the job queue. Until the queue lands
-    /// this is also what happens without the flag.
+    /// Run the flows in this process instead of through the job queue.
     #[arg(long, global = true)]
     pub inline: bool,
     /// Print results as JSON instead of lines.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Seconds to wait for a worker to pick up the jobs before giving up (queue mode).
+    #[arg(long, global = true, default_value_t = 30)]
+    pub pickup_timeout: u64,
+    /// Seconds to wait for all jobs to finish (queue mode).
+    #[arg(long, global = true, default_value_t = 600)]
+    pub wait_timeout: u64,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -48,6 +61,13 @@ pub enum Status {
     Error = 2,
 }
 
+/// One service's result, however it was obtained.
+enum Row {
+    Checked(Report),
+    Applied { kind: String, applied: Applied },
+    Error { kind: String, message: String },
+}
+
 pub async fn run(cli: Cli, out: &mut dyn Write) -> Status {
     let settings = match Settings::from_env() {
         Ok(s) => s,
@@ -57,15 +77,21 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Status {
         Ok(c) => c,
         Err(e) => return fail(out, &e.to_string()),
     };
-    match cli.command {
-        Command::Check { service } => check(&ctx, service.as_deref(), cli.json, false, out).await,
-        Command::Plan { service } => check(&ctx, service.as_deref(), cli.json, true, out).await,
-        Command::Add { service } => apply(&ctx, &[service], Action::Add, cli.json, out).await,
-        Command::Fix { service } => apply(&ctx, &[service], Action::Fix, cli.json, out).await,
-        Command::FixAll => match ctx.service_names() {
-            Ok(names) => apply(&ctx, &names, Action::Fix, cli.json, out).await,
-            Err(e) => fail(out, &e.to_string()),
-        },
+    let (action, services, plan) = match &cli.command {
+        Command::Check { service } => (Action::Check, service.clone(), false),
+        Command::Plan { service } => (Action::Check, service.clone(), true),
+        Command::Add { service } => (Action::Add, Some(service.clone()), false),
+        Command::Fix { service } => (Action::Fix, Some(service.clone()), false),
+        Command::FixAll => (Action::Fix, None, false),
+    };
+    let rows = if cli.inline {
+        run_inline(&ctx, action, services.as_deref()).await
+    } else {
+        run_queued(&ctx, &cli, action, services.as_deref()).await
+    };
+    match rows {
+        Ok(rows) => print(out, &rows, cli.json, plan),
+        Err(message) => fail(out, &message),
     }
 }
 
@@ -80,29 +106,131 @@ fn kind_of(ctx: &Context, service: &str) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-fn error_line(service: &str, kind: &str, error: &FlowError) -> String {
-    format!("❌ {service} ({kind}) — error: {error}")
+async fn run_inline(
+    ctx: &Context,
+    action: Action,
+    service: Option<&str>,
+) -> Result<Vec<(String, Row)>, String> {
+    if action == Action::Check {
+        return Ok(match service {
+            Some(name) => vec![(name.to_owned(), checked(ctx, name, ctx.check(name).await))],
+            None => ctx
+                .check_all()
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|r| {
+                    let row = checked(ctx, &r.service, r.outcome);
+                    (r.service, row)
+                })
+                .collect(),
+        });
+    }
+    let names = match service {
+        Some(name) => vec![name.to_owned()],
+        None => ctx.service_names().map_err(|e| e.to_string())?,
+    };
+    let mut rows = Vec::with_capacity(names.len());
+    for name in names {
+        let kind = kind_of(ctx, &name);
+        let row = match ctx.apply(&name, action).await {
+            Ok(applied) => Row::Applied { kind, applied },
+            Err(e) => Row::Error {
+                kind,
+                message: e.to_string(),
+            },
+        };
+        rows.push((name, row));
+    }
+    Ok(rows)
 }
 
-async fn check(
-    ctx: &Context,
-    service: Option<&str>,
-    json: bool,
-    plan: bool,
-    out: &mut dyn Write,
-) -> Status {
-    let results: Vec<(String, Result<Report, FlowError>)> = match service {
-        Some(name) => vec![(name.to_owned(), ctx.check(name).await)],
-        None => match ctx.check_all().await {
-            Ok(all) => all.into_iter().map(|r| (r.service, r.outcome)).collect(),
-            Err(e) => return fail(out, &e.to_string()),
+fn checked(ctx: &Context, name: &str, outcome: Result<Report, worker::FlowError>) -> Row {
+    match outcome {
+        Ok(report) => Row::Checked(report),
+        Err(e) => Row::Error {
+            kind: kind_of(ctx, name),
+            message: e.to_string(),
         },
+    }
+}
+
+async fn run_queued(
+    ctx: &Context,
+    cli: &Cli,
+    action: Action,
+    service: Option<&str>,
+) -> Result<Vec<(String, Row)>, String> {
+    let env = EnvFile::read(&ctx.settings.env_path).map_err(|e| e.to_string())?;
+    let lookup = |key: &str| {
+        std::env::var(key)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| env.get(key).filter(|v| !v.is_empty()).map(str::to_owned))
     };
+    let pipeline = PipelineSettings::from_lookup(&lookup).map_err(|e| format!("settings: {e}"))?;
+    let names = match service {
+        Some(name) => vec![name.to_owned()],
+        None => ctx.service_names().map_err(|e| e.to_string())?,
+    };
+    let client = JobClient::connect(&pipeline)
+        .await
+        .map_err(|e| format!("{e} (the job queue needs PostgreSQL at DATABASE_URL and RabbitMQ at AMQP_URL; --inline runs without them)"))?;
+    let mut ids = Vec::with_capacity(names.len());
+    for name in &names {
+        let enqueued = client
+            .enqueue(name, action, Trigger::Cli, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        ids.push(enqueued.id);
+    }
+    let jobs = client
+        .wait(
+            &ids,
+            Duration::from_secs(cli.pickup_timeout),
+            Duration::from_secs(cli.wait_timeout),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    client.close().await;
+    Ok(jobs
+        .into_iter()
+        .map(|job| {
+            let kind = kind_of(ctx, &job.service);
+            let row = match job.outcome {
+                Some(Outcome::InSync { report }) | Some(Outcome::Drifted { report }) => {
+                    Row::Checked(report)
+                }
+                Some(Outcome::Applied { applied }) => Row::Applied { kind, applied },
+                Some(Outcome::Failed { reason, .. }) => Row::Error {
+                    kind,
+                    message: if job.status == JobStatus::Dead {
+                        format!("{reason} (gave up after {} attempts)", job.attempts)
+                    } else {
+                        reason
+                    },
+                },
+                None => Row::Error {
+                    kind,
+                    message: format!(
+                        "job {} ended {} without an outcome",
+                        job.id,
+                        job.status.as_str()
+                    ),
+                },
+            };
+            (job.service, row)
+        })
+        .collect())
+}
+
+fn print(out: &mut dyn Write, rows: &[(String, Row)], json: bool, plan: bool) -> Status {
     let mut status = Status::Green;
     let mut json_rows = Vec::new();
-    for (name, outcome) in &results {
-        match outcome {
-            Ok(report) => {
+    let mut restart: Vec<String> = Vec::new();
+    for (name, row) in rows {
+        match row {
+            Row::Checked(report) => {
                 if !report.in_sync() {
                     status = status.max(Status::Drift);
                 }
@@ -125,36 +253,7 @@ async fn check(
                     let _ = writeln!(out, "{}", report.line());
                 }
             }
-            Err(e) => {
-                status = Status::Error;
-                if json {
-                    json_rows.push(serde_json::json!({"service": name, "error": e.to_string()}));
-                } else {
-                    let _ = writeln!(out, "{}", error_line(name, &kind_of(ctx, name), e));
-                }
-            }
-        }
-    }
-    if json {
-        let _ = writeln!(out, "{}", serde_json::Value::Array(json_rows));
-    }
-    status
-}
-
-async fn apply(
-    ctx: &Context,
-    services: &[String],
-    action: Action,
-    json: bool,
-    out: &mut dyn Write,
-) -> Status {
-    let mut status = Status::Green;
-    let mut json_rows = Vec::new();
-    let mut restart: Vec<String> = Vec::new();
-    for name in services {
-        let kind = kind_of(ctx, name);
-        match ctx.apply(name, action).await {
-            Ok(applied) => {
+            Row::Applied { kind, applied } => {
                 for s in &applied.restart {
                     if !restart.contains(s) {
                         restart.push(s.clone());
@@ -163,17 +262,16 @@ async fn apply(
                 if json {
                     json_rows.push(serde_json::json!({"service": name, "type": kind, "actions": applied.actions, "restart": applied.restart}));
                 } else {
-                    let _ = writeln!(out, "{}", applied_line(name, &kind, &applied));
+                    let _ = writeln!(out, "{}", applied.line(name, kind));
                 }
             }
-            Err(e) => {
+            Row::Error { kind, message } => {
                 status = Status::Error;
                 if json {
-                    json_rows.push(
-                        serde_json::json!({"service": name, "type": kind, "error": e.to_string()}),
-                    );
+                    json_rows
+                        .push(serde_json::json!({"service": name, "type": kind, "error": message}));
                 } else {
-                    let _ = writeln!(out, "{}", error_line(name, &kind, &e));
+                    let _ = writeln!(out, "❌ {name} ({kind}) — error: {message}");
                 }
             }
         }
@@ -184,12 +282,4 @@ async fn apply(
         let _ = writeln!(out, "restart needed: {}", restart.join(", "));
     }
     status
-}
-
-fn applied_line(service: &str, kind: &str, applied: &Applied) -> String {
-    if applied.actions.is_empty() {
-        format!("✓ {service} ({kind}) — already in sync, nothing written")
-    } else {
-        format!("✓ {service} ({kind}) — {}", applied.actions.join("; "))
-    }
 }

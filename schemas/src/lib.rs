@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 
+pub mod job;
 pub mod manifest;
 pub mod names;
+pub mod outcome;
 pub mod template;
 
 pub use manifest::{

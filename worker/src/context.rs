@@ -22,24 +22,7 @@ pub struct Context {
     pub http: reqwest::Client,
 }
 
-/// What an operator asked for a service.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Check,
-    Add,
-    Fix,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Check => "check",
-            Action::Add => "add",
-            Action::Fix => "fix",
-        }
-    }
-}
+pub use schemas::job::Action;
 
 /// One service's result in a sweep.
 pub struct ServiceResult {

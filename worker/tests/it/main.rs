@@ -3,6 +3,11 @@ mod support;
 
 mod concurrency;
 mod drift;
+mod frappe;
 mod oauth_oidc;
+mod pipeline;
+mod proxy;
 mod redaction;
 mod request_schemas;
+mod saml;
+mod wikijs;

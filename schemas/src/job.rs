@@ -1,0 +1,190 @@
+//! The job message that travels over RabbitMQ and the vocabulary of the jobs table.
+//!
+//! A message names a job and nothing more that matters: the worker re-reads the job row, the
+//! manifest, `.env` and authentik every time (level-triggered), so a stale or duplicated
+//! message can never carry stale intent.
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::ServiceName;
+use crate::outcome::{Applied, Report};
+
+/// What an operator (or a trigger) asked for a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Check,
+    Add,
+    Fix,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Check => "check",
+            Action::Add => "add",
+            Action::Fix => "fix",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Action> {
+        [Action::Check, Action::Add, Action::Fix]
+            .into_iter()
+            .find(|a| a.as_str() == value)
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a job came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    Cli,
+    Webhook,
+    Git,
+    Cron,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Cli => "cli",
+            Trigger::Webhook => "webhook",
+            Trigger::Git => "git",
+            Trigger::Cron => "cron",
+        }
+    }
+}
+
+/// The body of a queue message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobMessage {
+    /// The job row's id (a UUID, as text).
+    pub job_id: String,
+    /// Carried for logs and routing only; the row is authoritative.
+    pub service: ServiceName,
+    pub action: Action,
+}
+
+impl JobMessage {
+    /// Decode a delivery body; the error says why it is not a job, for the dead-letter record.
+    pub fn decode(body: &[u8]) -> Result<JobMessage, String> {
+        if body.len() > 4096 {
+            return Err(format!(
+                "{} bytes is too large for a job message",
+                body.len()
+            ));
+        }
+        let message: JobMessage =
+            serde_json::from_slice(body).map_err(|e| format!("not a job message: {e}"))?;
+        if message.job_id.len() != 36 || message.job_id.bytes().filter(|b| *b == b'-').count() != 4
+        {
+            return Err("not a job message: job_id is not a UUID".into());
+        }
+        Ok(message)
+    }
+}
+
+/// Lifecycle of a job row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Retrying,
+    Succeeded,
+    Failed,
+    Dead,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 6] = [
+        JobStatus::Queued,
+        JobStatus::Running,
+        JobStatus::Retrying,
+        JobStatus::Succeeded,
+        JobStatus::Failed,
+        JobStatus::Dead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Retrying => "retrying",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Dead => "dead",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<JobStatus> {
+        Self::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Dead
+        )
+    }
+}
+
+/// What a finished attempt produced, as stored in `jobs.outcome` and `attempts.detail`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outcome {
+    /// A check found everything as the manifest says.
+    InSync { report: Report },
+    /// A check found drift (the report lists it, secrets redacted).
+    Drifted { report: Report },
+    /// An add or fix converged; `applied.actions` is empty when nothing needed writing.
+    Applied { applied: Applied },
+    /// The attempt failed; `reason` is operator-readable and secret-free.
+    Failed { reason: String, transient: bool },
+}
+
+impl Outcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::InSync { .. } => "in_sync",
+            Outcome::Drifted { .. } => "drifted",
+            Outcome::Applied { applied } if applied.actions.is_empty() => "unchanged",
+            Outcome::Applied { .. } => "updated",
+            Outcome::Failed { .. } => "failed",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_that_are_not_jobs_say_why() {
+        assert!(
+            JobMessage::decode(b"hello")
+                .expect_err("text")
+                .contains("not a job message")
+        );
+        assert!(
+            JobMessage::decode(br#"{"job_id":"x","service":"grafana","action":"check"}"#)
+                .expect_err("id")
+                .contains("UUID")
+        );
+        assert!(JobMessage::decode(br#"{"job_id":"6f1c2d3e-0000-4000-8000-000000000000","service":"Bad Name","action":"check"}"#).is_err());
+        assert!(
+            JobMessage::decode(&vec![b' '; 5000])
+                .expect_err("big")
+                .contains("too large")
+        );
+        let ok = JobMessage::decode(br#"{"job_id":"6f1c2d3e-0000-4000-8000-000000000000","service":"grafana","action":"fix"}"#).expect("job");
+        assert_eq!(ok.action, Action::Fix);
+    }
+}

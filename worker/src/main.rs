@@ -1,0 +1,103 @@
+//! `pma-sso-worker`: consume jobs, run the flows, record outcomes. Thin: settings, one
+//! `Context`, run until SIGTERM.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+use worker::pipeline::{
+    PipelineSettings, db, http,
+    relay::Relay,
+    worker::{Health, Worker},
+};
+use worker::{Context, Settings};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_env_filter(
+            EnvFilter::try_from_env("PMA_SSO_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "pma-sso-worker stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let settings = Settings::from_env().map_err(|e| format!("settings: {e}"))?;
+    let pipeline = PipelineSettings::from_env().map_err(|e| format!("settings: {e}"))?;
+    let ctx = Arc::new(Context::new(settings).map_err(|e| e.to_string())?);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+
+    // The database may come up after us (compose start order): wait for it, then migrate.
+    let pool = loop {
+        match db::connect(&pipeline.database_url, pipeline.concurrency).await {
+            Ok(pool) => break pool,
+            Err(e) => {
+                tracing::warn!(error = %e, "database not reachable yet");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = shutdown.cancelled() => return Ok(()),
+                }
+            }
+        }
+    };
+    db::migrate(&pool).await.map_err(|e| e.to_string())?;
+
+    let health = Arc::new(Health::default());
+    if let Some(addr) = pipeline.http_addr {
+        let (health, shutdown) = (health.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = http::serve(addr, health, shutdown).await {
+                tracing::error!(error = %e, %addr, "health/metrics server failed");
+            }
+        });
+    }
+    let relay = Relay {
+        db: pool.clone(),
+        amqp_url: pipeline.amqp_url.clone(),
+        topology: pipeline.topology(),
+        lease: pipeline.lease,
+        interval: pipeline.relay_interval,
+    };
+    let relay = tokio::spawn(relay.run(shutdown.clone()));
+    let worker = Arc::new(Worker {
+        ctx,
+        db: pool.clone(),
+        topology: pipeline.topology(),
+        settings: pipeline,
+        health,
+    });
+    worker.run(shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = relay.await;
+    pool.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn signal_shutdown(shutdown: CancellationToken) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            shutdown.cancel();
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down: finishing in-flight jobs");
+    shutdown.cancel();
+}

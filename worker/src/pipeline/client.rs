@@ -1,0 +1,161 @@
+//! What the CLI (and later the triggers) use to put jobs into the pipeline and wait for them.
+
+use std::time::{Duration, Instant};
+
+use schemas::job::{Action, JobMessage, JobStatus, Trigger};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::PipelineSettings;
+use super::db::{self, DbError, JobRow};
+use super::queue::{self, Publisher, QueueError, Topology};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error(transparent)]
+    Broker(#[from] QueueError),
+    #[error("`{0}` is not a valid service name")]
+    BadService(String),
+    #[error("no worker picked up {waiting} job(s) within {secs}s; is pma-sso-worker running?")]
+    NoWorker { waiting: usize, secs: u64 },
+    #[error("{unfinished} job(s) still unfinished after {secs}s")]
+    Timeout { unfinished: usize, secs: u64 },
+}
+
+pub struct JobClient {
+    pub db: PgPool,
+    connection: lapin::Connection,
+    publisher: Publisher,
+    topology: Topology,
+    settings: PipelineSettings,
+}
+
+/// An accepted request: the job's id, and whether it joined a job already waiting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Enqueued {
+    pub id: Uuid,
+    pub coalesced: bool,
+}
+
+impl JobClient {
+    pub async fn connect(settings: &PipelineSettings) -> Result<JobClient, ClientError> {
+        Self::connect_with(settings, settings.topology()).await
+    }
+
+    pub async fn connect_with(
+        settings: &PipelineSettings,
+        topology: Topology,
+    ) -> Result<JobClient, ClientError> {
+        let db = db::connect(&settings.database_url, 1).await?;
+        db::migrate(&db).await?;
+        let connection = queue::connect(&settings.amqp_url).await?;
+        let channel = connection
+            .create_channel()
+            .await
+            .map_err(QueueError::from)?;
+        topology.declare(&channel).await?;
+        let publisher = Publisher::new(&connection).await?;
+        Ok(JobClient {
+            db,
+            connection,
+            publisher,
+            topology,
+            settings: settings.clone(),
+        })
+    }
+
+    /// Record the job, then publish it with confirms. A publish that fails is not an error for
+    /// the caller: the row exists and the relay republishes it once its lease runs out.
+    pub async fn enqueue(
+        &self,
+        service: &str,
+        action: Action,
+        trigger: Trigger,
+        trigger_ref: Option<&str>,
+    ) -> Result<Enqueued, ClientError> {
+        let name: schemas::ServiceName = service
+            .parse()
+            .map_err(|_| ClientError::BadService(service.to_owned()))?;
+        let (id, coalesced) = db::insert_or_coalesce(
+            &self.db,
+            service,
+            action,
+            trigger,
+            trigger_ref,
+            self.settings.retry.max_attempts,
+            self.settings.lease,
+        )
+        .await?;
+        if !coalesced {
+            let body = serde_json::to_vec(&JobMessage {
+                job_id: id.to_string(),
+                service: name,
+                action,
+            })
+            .unwrap_or_default();
+            match self
+                .publisher
+                .publish(
+                    &self.topology.work_queue(),
+                    &body,
+                    lapin::types::FieldTable::default(),
+                )
+                .await
+            {
+                Ok(()) => db::mark_published(&self.db, id).await?,
+                Err(e) => {
+                    tracing::warn!(job.id = %id, error = %e, "publish failed; the relay will republish the job")
+                }
+            }
+        }
+        Ok(Enqueued { id, coalesced })
+    }
+
+    /// Poll until every job is terminal. `pickup` bounds how long jobs may sit unclaimed
+    /// (no worker running); `overall` bounds the whole wait.
+    pub async fn wait(
+        &self,
+        ids: &[Uuid],
+        pickup: Duration,
+        overall: Duration,
+    ) -> Result<Vec<JobRow>, ClientError> {
+        let started = Instant::now();
+        loop {
+            let rows = db::jobs(&self.db, ids).await?;
+            if rows.len() == ids.len() && rows.iter().all(|r| r.status.is_terminal()) {
+                let mut ordered = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if let Some(row) = rows.iter().find(|r| r.id == *id) {
+                        ordered.push(row.clone());
+                    }
+                }
+                return Ok(ordered);
+            }
+            let waiting = rows
+                .iter()
+                .filter(|r| r.status == JobStatus::Queued && r.attempts == 0)
+                .count();
+            if started.elapsed() > pickup && waiting > 0 {
+                return Err(ClientError::NoWorker {
+                    waiting,
+                    secs: pickup.as_secs(),
+                });
+            }
+            if started.elapsed() > overall {
+                let unfinished = rows.iter().filter(|r| !r.status.is_terminal()).count();
+                return Err(ClientError::Timeout {
+                    unfinished,
+                    secs: overall.as_secs(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn close(self) {
+        let _ = self.connection.close(200, "bye".into()).await;
+        self.db.close().await;
+    }
+}

@@ -1,0 +1,334 @@
+//! PostgreSQL: the source of truth for jobs, attempts and per-service state.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use schemas::job::{Action, JobStatus, Outcome, Trigger};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("applying migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("job {0} has an unreadable {1}")]
+    Corrupt(Uuid, &'static str),
+}
+
+/// Connect a pool sized for `concurrency` flows: each holds one connection for its service lock,
+/// plus connections for outcome writes, the relay and the CLI's waits.
+pub async fn connect(url: &str, concurrency: u32) -> Result<PgPool, DbError> {
+    let options: PgConnectOptions = url.parse()?;
+    let pool = PgPoolOptions::new()
+        .max_connections(concurrency * 2 + 4)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}
+
+/// Apply pending migrations. sqlx serialises concurrent runs with an advisory lock, so any
+/// number of processes may call this at start-up.
+pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+#[derive(Clone, Debug)]
+pub struct JobRow {
+    pub id: Uuid,
+    pub service: String,
+    pub action: Action,
+    pub status: JobStatus,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub last_error: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+fn job_from_row(row: &sqlx::postgres::PgRow) -> Result<JobRow, DbError> {
+    let id: Uuid = row.try_get("id")?;
+    let action: String = row.try_get("action")?;
+    let status: String = row.try_get("status")?;
+    let outcome: Option<serde_json::Value> = row.try_get("outcome")?;
+    Ok(JobRow {
+        id,
+        service: row.try_get("service")?,
+        action: Action::parse(&action).ok_or(DbError::Corrupt(id, "action"))?,
+        status: JobStatus::parse(&status).ok_or(DbError::Corrupt(id, "status"))?,
+        attempts: row.try_get("attempts")?,
+        max_attempts: row.try_get("max_attempts")?,
+        last_error: row.try_get("last_error")?,
+        outcome: match outcome {
+            None => None,
+            Some(v) => {
+                Some(serde_json::from_value(v).map_err(|_| DbError::Corrupt(id, "outcome"))?)
+            }
+        },
+        created_at: row.try_get("created_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+pub async fn job(pool: &PgPool, id: Uuid) -> Result<Option<JobRow>, DbError> {
+    let row = sqlx::query(
+        "select id, service, action, status, attempts, max_attempts, last_error, outcome, created_at, finished_at
+         from jobs where id = $1",
+    )
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(job_from_row).transpose()
+}
+
+pub async fn jobs(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<JobRow>, DbError> {
+    let rows = sqlx::query(
+        "select id, service, action, status, attempts, max_attempts, last_error, outcome, created_at, finished_at
+         from jobs where id = any($1)",
+    )
+        .bind(ids)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(job_from_row).collect()
+}
+
+/// Insert a queued job, or return the one already waiting for the same service and action.
+/// Coalescing rides on the partial unique index, not on lock-then-check.
+pub async fn insert_or_coalesce(
+    pool: &PgPool,
+    service: &str,
+    action: Action,
+    trigger: Trigger,
+    trigger_ref: Option<&str>,
+    max_attempts: u32,
+    lease: Duration,
+) -> Result<(Uuid, bool), DbError> {
+    loop {
+        let id = Uuid::new_v4();
+        let inserted = sqlx::query(
+            "insert into jobs (id, service, action, trigger, trigger_ref, status, max_attempts, lease_until)
+             values ($1, $2, $3, $4, $5, 'queued', $6, now() + $7 * interval '1 millisecond')
+             on conflict (service, action) where status = 'queued' do nothing
+             returning id",
+        )
+        .bind(id)
+        .bind(service)
+        .bind(action.as_str())
+        .bind(trigger.as_str())
+        .bind(trigger_ref)
+        .bind(max_attempts as i32)
+        .bind(lease.as_millis() as f64)
+        .fetch_optional(pool)
+        .await?;
+        if inserted.is_some() {
+            return Ok((id, false));
+        }
+        let existing: Option<Uuid> = sqlx::query_scalar(
+            "select id from jobs where service = $1 and action = $2 and status = 'queued'",
+        )
+        .bind(service)
+        .bind(action.as_str())
+        .fetch_optional(pool)
+        .await?;
+        // The waiting job may have started between the two statements: then insert again.
+        if let Some(existing) = existing {
+            return Ok((existing, true));
+        }
+    }
+}
+
+pub async fn mark_published(pool: &PgPool, id: Uuid) -> Result<(), DbError> {
+    sqlx::query("update jobs set published_at = now() where id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Claim the job for a new attempt. Returns the attempt number, or `None` when the row is
+/// already terminal (another worker finished it).
+pub async fn start_attempt(
+    pool: &PgPool,
+    id: Uuid,
+    worker: &str,
+    lease: Duration,
+) -> Result<Option<i32>, DbError> {
+    let mut tx = pool.begin().await?;
+    let attempt: Option<i32> = sqlx::query_scalar(
+        "update jobs set status = 'running', attempts = attempts + 1, updated_at = now(),
+                lease_until = now() + $2 * interval '1 millisecond', not_before = null
+         where id = $1 and status not in ('succeeded', 'failed', 'dead')
+         returning attempts",
+    )
+    .bind(id)
+    .bind(lease.as_millis() as f64)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(attempt) = attempt {
+        sqlx::query("insert into attempts (job_id, attempt, worker) values ($1, $2, $3)")
+            .bind(id)
+            .bind(attempt)
+            .bind(worker)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(attempt)
+}
+
+/// How an attempt ended, as the worker records it.
+pub enum Finish<'a> {
+    Succeeded(&'a Outcome),
+    Failed(&'a Outcome),
+    Dead(&'a Outcome),
+    Retry {
+        outcome: &'a Outcome,
+        after: Duration,
+        lease: Duration,
+    },
+}
+
+/// Record an attempt's end, the job's new status and the service's state in one transaction,
+/// and notify waiting CLIs.
+pub async fn finish_attempt(
+    pool: &PgPool,
+    job: &JobRow,
+    attempt: i32,
+    duration: Duration,
+    finish: Finish<'_>,
+) -> Result<(), DbError> {
+    let (status, outcome, attempt_label) = match &finish {
+        Finish::Succeeded(o) => ("succeeded", *o, o.label()),
+        Finish::Failed(o) => ("failed", *o, "failed"),
+        Finish::Dead(o) => ("dead", *o, "failed"),
+        Finish::Retry { outcome, .. } => ("retrying", *outcome, "retry"),
+    };
+    let last_error = match outcome {
+        Outcome::Failed { reason, .. } => Some(reason.clone()),
+        _ => None,
+    };
+    let outcome_json =
+        serde_json::to_value(outcome).map_err(|_| DbError::Corrupt(job.id, "outcome"))?;
+    let mut tx = pool.begin().await?;
+    match &finish {
+        Finish::Retry { after, lease, .. } => {
+            sqlx::query(
+                "update jobs set status = 'retrying', last_error = $2, outcome = $3, updated_at = now(),
+                        not_before = now() + $4 * interval '1 millisecond',
+                        lease_until = now() + ($4 + $5) * interval '1 millisecond'
+                 where id = $1",
+            )
+            .bind(job.id)
+            .bind(&last_error)
+            .bind(&outcome_json)
+            .bind(after.as_millis() as f64)
+            .bind(lease.as_millis() as f64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        _ => {
+            sqlx::query(
+                "update jobs set status = $2, last_error = $3, outcome = $4, updated_at = now(),
+                        finished_at = now(), lease_until = null, not_before = null
+                 where id = $1",
+            )
+            .bind(job.id)
+            .bind(status)
+            .bind(&last_error)
+            .bind(&outcome_json)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    sqlx::query(
+        "update attempts set finished_at = now(), outcome = $3, detail = $4, duration_ms = $5
+         where job_id = $1 and attempt = $2",
+    )
+    .bind(job.id)
+    .bind(attempt)
+    .bind(attempt_label)
+    .bind(&outcome_json)
+    .bind(duration.as_millis().min(i32::MAX as u128) as i32)
+    .execute(&mut *tx)
+    .await?;
+    let (service_status, summary, checked, changed) = match outcome {
+        Outcome::InSync { report } => ("in_sync", report.line(), true, false),
+        Outcome::Drifted { report } => ("drifted", report.line(), true, false),
+        Outcome::Applied { applied } => (
+            "in_sync",
+            applied.line(&job.service, "?"),
+            false,
+            !applied.actions.is_empty(),
+        ),
+        Outcome::Failed { reason, .. } => ("error", reason.clone(), false, false),
+    };
+    sqlx::query(
+        "insert into service_state (service, last_status, last_summary, last_job, last_check_at, last_change_at, updated_at)
+         values ($1, $2, $3, $4, case when $5 then now() end, case when $6 then now() end, now())
+         on conflict (service) do update set
+            last_status = excluded.last_status, last_summary = excluded.last_summary,
+            last_job = excluded.last_job,
+            last_check_at = coalesce(excluded.last_check_at, service_state.last_check_at),
+            last_change_at = coalesce(excluded.last_change_at, service_state.last_change_at),
+            updated_at = now()",
+    )
+    .bind(&job.service)
+    .bind(service_status)
+    .bind(&summary)
+    .bind(job.id)
+    .bind(checked)
+    .bind(changed)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("select pg_notify('pma_sso_jobs', $1)")
+        .bind(job.id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Non-terminal jobs whose lease ran out: their message may be gone. Claims them for another
+/// lease so concurrent relays do not republish the same job.
+pub async fn claim_expired(
+    pool: &PgPool,
+    lease: Duration,
+    limit: i64,
+) -> Result<Vec<(Uuid, String, Action)>, DbError> {
+    let rows = sqlx::query(
+        "update jobs set lease_until = now() + $1 * interval '1 millisecond'
+         where id in (
+            select id from jobs
+            where status in ('queued', 'running', 'retrying') and lease_until < now()
+            order by created_at limit $2
+            for update skip locked)
+         returning id, service, action",
+    )
+    .bind(lease.as_millis() as f64)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let id: Uuid = row.try_get("id")?;
+            let action: String = row.try_get("action")?;
+            Ok((
+                id,
+                row.try_get("service")?,
+                Action::parse(&action).ok_or(DbError::Corrupt(id, "action"))?,
+            ))
+        })
+        .collect()
+}
+
+pub async fn ping(pool: &PgPool) -> Result<(), DbError> {
+    sqlx::query("select 1").execute(pool).await?;
+    Ok(())
+}

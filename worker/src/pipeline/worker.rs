@@ -1,0 +1,533 @@
+//! The consumer: a thin loop around `step`, which handles exactly one delivery.
+//!
+//! Order inside a step: decode → read the job row (terminal: ack and skip) → take the
+//! service's advisory lock → claim the attempt → run the flow → commit the outcome → publish a
+//! delayed retry copy if one is due → ack. A crash anywhere before the commit leaves the
+//! message unacked (redelivered) and the row non-terminal (the relay republishes it after its
+//! lease), so the job runs again as its next attempt; idempotent flows make that safe.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable};
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
+use lapin::types::FieldTable;
+use schemas::job::{Action, JobMessage, Outcome};
+use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::Postgres;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::PipelineSettings;
+use super::db::{self, DbError, Finish};
+use super::queue::{self, Publisher, QueueError, Topology};
+use super::retry::{self, Decision};
+use crate::context::Context;
+use crate::error::FlowError;
+
+/// Readiness as `/readyz` reports it.
+#[derive(Default)]
+pub struct Health {
+    pub database: AtomicBool,
+    pub broker: AtomicBool,
+}
+
+pub struct Worker {
+    pub ctx: Arc<Context>,
+    pub db: PgPool,
+    pub settings: PipelineSettings,
+    pub topology: Topology,
+    pub health: Arc<Health>,
+}
+
+/// What to do with a delivery once its step is over.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Disposition {
+    Ack,
+    /// Hand it back: the infrastructure (not the job) failed.
+    Requeue,
+}
+
+/// The step could not do its bookkeeping; the job itself is not at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum InfraError {
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error(transparent)]
+    Broker(#[from] QueueError),
+}
+
+impl From<sqlx::Error> for InfraError {
+    fn from(e: sqlx::Error) -> Self {
+        InfraError::Database(DbError::Sql(e))
+    }
+}
+
+impl Worker {
+    /// Handle exactly one delivery. Tests drive this directly.
+    pub async fn step(
+        &self,
+        publisher: &Publisher,
+        body: &[u8],
+    ) -> Result<Disposition, InfraError> {
+        let message = match JobMessage::decode(body) {
+            Ok(m) => m,
+            Err(reason) => {
+                tracing::warn!(%reason, "dead-lettering a message that is not a job");
+                self.dead_letter(publisher, body, &reason).await?;
+                metrics::counter!("pma_sso_messages_dead_lettered_total").increment(1);
+                return Ok(Disposition::Ack);
+            }
+        };
+        let Ok(id) = Uuid::parse_str(&message.job_id) else {
+            self.dead_letter(publisher, body, "job_id is not a UUID")
+                .await?;
+            return Ok(Disposition::Ack);
+        };
+        let Some(job) = db::job(&self.db, id).await? else {
+            self.dead_letter(publisher, body, "no job row with this id")
+                .await?;
+            return Ok(Disposition::Ack);
+        };
+        if job.status.is_terminal() {
+            tracing::debug!(job.id = %id, status = job.status.as_str(), "skipping a redelivered finished job");
+            return Ok(Disposition::Ack);
+        }
+        let span = tracing::info_span!(
+            "job",
+            job.id = %id,
+            service = %job.service,
+            action = job.action.as_str(),
+            attempt = tracing::field::Empty,
+        );
+        self.run_locked(publisher, job).instrument(span).await
+    }
+
+    async fn run_locked(
+        &self,
+        publisher: &Publisher,
+        job: db::JobRow,
+    ) -> Result<Disposition, InfraError> {
+        // Waits while another worker (any process, any machine) runs this service: a busy
+        // lock blocks here, it never becomes a hot requeue loop.
+        let lock = ServiceLock::acquire(&self.db, &job.service).await?;
+        let result = self.run_claimed(publisher, &job, &lock).await;
+        lock.release().await;
+        result
+    }
+
+    async fn run_claimed(
+        &self,
+        publisher: &Publisher,
+        job: &db::JobRow,
+        lock: &ServiceLock,
+    ) -> Result<Disposition, InfraError> {
+        // Re-read under the lock: the worker we waited for may have finished this very job.
+        let Some(attempt) = db::start_attempt(
+            &self.db,
+            job.id,
+            &self.settings.worker_name,
+            self.settings.lease,
+        )
+        .await?
+        else {
+            return Ok(Disposition::Ack);
+        };
+        tracing::Span::current().record("attempt", attempt);
+        let started = Instant::now();
+        metrics::gauge!("pma_sso_jobs_in_flight").increment(1.0);
+
+        let outcome = if attempt > job.max_attempts {
+            // Redelivered again and again without finishing (a worker killed mid-job each
+            // time): stop here rather than loop forever.
+            Err(FlowError::Abandoned {
+                attempts: job.max_attempts,
+            })
+        } else {
+            tokio::select! {
+                result = self.run_flow(&job.service, job.action) => result,
+                _ = lock.lost.cancelled() => Err(FlowError::LockLost),
+            }
+        };
+        metrics::gauge!("pma_sso_jobs_in_flight").decrement(1.0);
+        let duration = started.elapsed();
+
+        let (finish_outcome, decision) = match outcome {
+            Ok(o) => (o, None),
+            Err(e) => {
+                let transient = e.is_transient();
+                let decision = retry::decide(
+                    &self.settings.retry,
+                    transient,
+                    e.retry_after(),
+                    attempt as u32,
+                    rand::random(),
+                );
+                (
+                    Outcome::Failed {
+                        reason: e.to_string(),
+                        transient,
+                    },
+                    Some(decision),
+                )
+            }
+        };
+        let finish = match &decision {
+            None => Finish::Succeeded(&finish_outcome),
+            Some(Decision::Fail) => Finish::Failed(&finish_outcome),
+            Some(Decision::Dead) => Finish::Dead(&finish_outcome),
+            Some(Decision::Retry { after }) => {
+                let tier = retry::tier_for(&self.topology.delay_tiers, *after).unwrap_or(*after);
+                Finish::Retry {
+                    outcome: &finish_outcome,
+                    after: tier,
+                    lease: self.settings.lease,
+                }
+            }
+        };
+        db::finish_attempt(&self.db, job, attempt, duration, finish).await?;
+        let label = match &decision {
+            None => finish_outcome.label(),
+            Some(Decision::Fail) => "failed",
+            Some(Decision::Dead) => "dead",
+            Some(Decision::Retry { .. }) => "retry",
+        };
+        metrics::counter!("pma_sso_jobs_total", "action" => job.action.as_str(), "outcome" => label).increment(1);
+        metrics::histogram!("pma_sso_job_duration_seconds", "action" => job.action.as_str())
+            .record(duration.as_secs_f64());
+        tracing::info!(
+            outcome = label,
+            duration_ms = duration.as_millis() as u64,
+            "job attempt finished"
+        );
+
+        let message = serde_json::to_vec(&JobMessage {
+            job_id: job.id.to_string(),
+            service: job
+                .service
+                .parse()
+                .map_err(|_| DbError::Corrupt(job.id, "service"))?,
+            action: job.action,
+        })
+        .unwrap_or_default();
+        match decision {
+            Some(Decision::Retry { after }) => {
+                if let Some(tier) = retry::tier_for(&self.topology.delay_tiers, after) {
+                    // Publish the delayed copy before acking the original; if this fails the
+                    // row still says `retrying` with a lease, and the relay republishes it.
+                    if let Err(e) = publisher
+                        .publish(
+                            &self.topology.delay_queue(tier),
+                            &message,
+                            FieldTable::default(),
+                        )
+                        .await
+                    {
+                        tracing::warn!(error = %e, "could not publish the delayed retry; the relay will");
+                    }
+                }
+            }
+            Some(Decision::Dead) => {
+                let reason = match &finish_outcome {
+                    Outcome::Failed { reason, .. } => reason.clone(),
+                    _ => String::new(),
+                };
+                self.dead_letter(publisher, &message, &reason).await?;
+            }
+            _ => {}
+        }
+        Ok(Disposition::Ack)
+    }
+
+    async fn run_flow(&self, service: &str, action: Action) -> Result<Outcome, FlowError> {
+        let once = || async {
+            match tokio::time::timeout(
+                self.settings.job_timeout,
+                self.run_flow_once(service, action),
+            )
+            .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(FlowError::TimedOut {
+                    secs: self.settings.job_timeout.as_secs(),
+                }),
+            }
+        };
+        // A short in-process tail for blips (a reset connection, one 502); longer waits go
+        // through the delay queues so the worker slot is not held.
+        once.retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(100))
+                .with_max_delay(Duration::from_millis(800))
+                .with_max_times(2)
+                .with_jitter(),
+        )
+        .when(|e: &FlowError| e.is_transient() && e.retry_after().is_none())
+        .await
+    }
+
+    async fn run_flow_once(&self, service: &str, action: Action) -> Result<Outcome, FlowError> {
+        match action {
+            Action::Check => {
+                let report = self.ctx.check(service).await?;
+                Ok(if report.in_sync() {
+                    Outcome::InSync { report }
+                } else {
+                    Outcome::Drifted { report }
+                })
+            }
+            Action::Add | Action::Fix => Ok(Outcome::Applied {
+                applied: self.ctx.apply(service, action).await?,
+            }),
+        }
+    }
+
+    async fn dead_letter(
+        &self,
+        publisher: &Publisher,
+        body: &[u8],
+        reason: &str,
+    ) -> Result<(), QueueError> {
+        publisher
+            .publish(
+                &self.topology.dead_queue(),
+                body,
+                queue::header("x-pma-sso-reason", reason),
+            )
+            .await
+    }
+
+    /// Consume until `shutdown`, reconnecting to the broker and waiting out database outages
+    /// by itself.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut backoff = reconnect_backoff();
+        while !shutdown.is_cancelled() {
+            match self.clone().session(&shutdown).await {
+                Ok(()) => break,
+                Err(SessionEnd::Broker(e)) => {
+                    self.health.broker.store(false, Ordering::Relaxed);
+                    let wait = backoff.next().unwrap_or(Duration::from_secs(10));
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "broker session ended; reconnecting");
+                    tokio::select! { _ = tokio::time::sleep(wait) => {}, _ = shutdown.cancelled() => break }
+                }
+                Err(SessionEnd::Database) => {
+                    self.health.database.store(false, Ordering::Relaxed);
+                    tracing::warn!("database unreachable: stopped consuming until it is back");
+                    self.wait_for_database(&shutdown).await;
+                    backoff = reconnect_backoff();
+                }
+            }
+        }
+        self.health.broker.store(false, Ordering::Relaxed);
+    }
+
+    async fn wait_for_database(&self, shutdown: &CancellationToken) {
+        let mut backoff = reconnect_backoff();
+        loop {
+            if db::ping(&self.db).await.is_ok() {
+                self.health.database.store(true, Ordering::Relaxed);
+                tracing::info!("database is back");
+                return;
+            }
+            let wait = backoff.next().unwrap_or(Duration::from_secs(10));
+            tokio::select! { _ = tokio::time::sleep(wait) => {}, _ = shutdown.cancelled() => return }
+        }
+    }
+
+    async fn session(self: Arc<Self>, shutdown: &CancellationToken) -> Result<(), SessionEnd> {
+        let connection = queue::connect(&self.settings.amqp_url)
+            .await
+            .map_err(SessionEnd::broker)?;
+        let channel = connection
+            .create_channel()
+            .await
+            .map_err(|e| SessionEnd::broker(e.into()))?;
+        self.topology
+            .declare(&channel)
+            .await
+            .map_err(SessionEnd::broker)?;
+        let publisher = Publisher::new(&connection)
+            .await
+            .map_err(SessionEnd::broker)?;
+        // Prefetch matches concurrency: the broker never hands us more than we run.
+        let prefetch = u16::try_from(self.settings.concurrency).unwrap_or(u16::MAX);
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .map_err(|e| SessionEnd::broker(e.into()))?;
+        let tag = format!("{}-{}", self.settings.worker_name, Uuid::new_v4());
+        let mut consumer = channel
+            .basic_consume(
+                self.topology.work_queue().into(),
+                tag.clone().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| SessionEnd::broker(e.into()))?;
+        self.health.broker.store(true, Ordering::Relaxed);
+        self.health
+            .database
+            .store(db::ping(&self.db).await.is_ok(), Ordering::Relaxed);
+        tracing::info!(queue = %self.topology.work_queue(), prefetch, "consuming");
+
+        let database_down = CancellationToken::new();
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        let mut end: Result<(), SessionEnd> = Ok(());
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = database_down.cancelled() => { end = Err(SessionEnd::Database); break }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                next = consumer.next() => match next {
+                    Some(Ok(delivery)) => {
+                        let worker = self.clone();
+                        let publisher = publisher.clone();
+                        let database_down = database_down.clone();
+                        tasks.spawn(async move {
+                            let disposition = match worker.step(&publisher, &delivery.data).await {
+                                Ok(d) => d,
+                                Err(InfraError::Database(e)) => {
+                                    tracing::warn!(error = %e, "database error; handing the job back");
+                                    database_down.cancel();
+                                    Disposition::Requeue
+                                }
+                                Err(InfraError::Broker(e)) => {
+                                    tracing::warn!(error = %e, "broker error; handing the job back");
+                                    Disposition::Requeue
+                                }
+                            };
+                            let acked = match disposition {
+                                Disposition::Ack => delivery.ack(BasicAckOptions::default()).await,
+                                Disposition::Requeue => delivery.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await,
+                            };
+                            if let Err(e) = acked {
+                                // The channel is gone: the broker redelivers, and the row decides.
+                                tracing::warn!(error = %e, "could not settle a delivery");
+                            }
+                        });
+                    }
+                    Some(Err(e)) => { end = Err(SessionEnd::broker(e.into())); break }
+                    None => { end = Err(SessionEnd::Broker("the consumer was cancelled or its channel closed".into())); break }
+                },
+            }
+        }
+        // Stop taking work, then let in-flight jobs finish (or hand them back by closing).
+        let _ = channel
+            .basic_cancel(tag.into(), BasicCancelOptions::default())
+            .await;
+        let drained = tokio::time::timeout(self.settings.shutdown_grace, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                in_flight = tasks.len(),
+                "shutdown grace over; unfinished jobs go back to the queue"
+            );
+            tasks.abort_all();
+        }
+        let _ = channel.close(200, "bye".into()).await;
+        let _ = connection.close(200, "bye".into()).await;
+        end
+    }
+}
+
+enum SessionEnd {
+    Broker(String),
+    Database,
+}
+
+impl SessionEnd {
+    fn broker(e: QueueError) -> SessionEnd {
+        SessionEnd::Broker(e.to_string())
+    }
+}
+
+impl std::fmt::Display for SessionEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionEnd::Broker(e) => f.write_str(e),
+            SessionEnd::Database => f.write_str("database unreachable"),
+        }
+    }
+}
+
+fn reconnect_backoff() -> impl Iterator<Item = Duration> {
+    use backon::BackoffBuilder;
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(10))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// A per-service PostgreSQL advisory lock held on its own connection, so it holds across
+/// processes and machines. A heartbeat notices if that connection dies, and `lost` fires so the
+/// flow is aborted rather than running unprotected.
+struct ServiceLock {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    holder: tokio::task::JoinHandle<()>,
+    lost: CancellationToken,
+}
+
+const LOCK_HEARTBEAT: Duration = Duration::from_secs(2);
+
+impl ServiceLock {
+    async fn acquire(pool: &PgPool, service: &str) -> Result<ServiceLock, InfraError> {
+        let mut conn: PoolConnection<Postgres> = pool.acquire().await?;
+        let key = format!("pma-sso:{service}");
+        sqlx::query("select pg_advisory_lock(hashtextextended($1, 0))")
+            .bind(&key)
+            .execute(&mut *conn)
+            .await?;
+        let lost = CancellationToken::new();
+        let (stop, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let lost_signal = lost.clone();
+        let holder = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stop_rx => {
+                        let unlocked = sqlx::query("select pg_advisory_unlock(hashtextextended($1, 0))")
+                            .bind(&key)
+                            .execute(&mut *conn)
+                            .await;
+                        if unlocked.is_err() {
+                            // Never return a connection that may still hold the lock to the
+                            // pool: closing it releases the lock server-side.
+                            drop(conn.detach());
+                        }
+                        return;
+                    }
+                    _ = tokio::time::sleep(LOCK_HEARTBEAT) => {
+                        if sqlx::query("select 1").execute(&mut *conn).await.is_err() {
+                            lost_signal.cancel();
+                            drop(conn.detach());
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(ServiceLock {
+            stop: Some(stop),
+            holder,
+            lost,
+        })
+    }
+
+    async fn release(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.holder).await;
+    }
+}

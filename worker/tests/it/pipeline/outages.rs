@@ -1,0 +1,198 @@
+//! Outages of one process's broker or database connection, through the test kit's TCP fault
+//! proxy (the shared servers stay up for the tests running beside these), and a worker process
+//! killed mid-job.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use schemas::job::{Action, Trigger};
+use testkit::{FaultProxy, Faults};
+use tokio_util::sync::CancellationToken;
+use worker::pipeline::db;
+
+use super::harness::Pipeline;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn a_broker_connection_cut_mid_stream_loses_no_job() {
+    let services = ["grafana", "redmine", "linkding", "n8n", "superset"];
+    let p = Pipeline::new(&services).await;
+    p.platform.sim.set_faults(Faults {
+        latency: Duration::from_millis(40),
+        ..Faults::default()
+    });
+    let proxy = FaultProxy::start(SocketAddr::from(([127, 0, 0, 1], 5672)))
+        .await
+        .expect("proxy");
+    let mut settings = p.settings.clone();
+    settings.amqp_url = format!("amqp://guest:guest@{}/%2f", proxy.addr());
+    let worker = p.worker(settings);
+    let token = CancellationToken::new();
+    let running = tokio::spawn(worker.run(token.clone()));
+
+    let mut ids = Vec::new();
+    for s in services {
+        for action in [Action::Add, Action::Check] {
+            ids.push(
+                p.client
+                    .enqueue(s, action, Trigger::Cli, None)
+                    .await
+                    .expect("enqueue")
+                    .id,
+            );
+        }
+    }
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        proxy.cut_all();
+    }
+    let rows = p
+        .client
+        .wait(&ids, WAIT, WAIT)
+        .await
+        .expect("every job finished");
+    for row in rows {
+        assert_eq!(
+            row.status.as_str(),
+            "succeeded",
+            "{} {}: {:?}",
+            row.service,
+            row.action,
+            row.last_error
+        );
+    }
+    for s in services {
+        assert_eq!(p.platform.apps_with_slug(s), 1, "{s}");
+    }
+    assert!(proxy.accepted() >= 2, "the worker reconnected");
+    token.cancel();
+    let _ = running.await;
+}
+
+#[tokio::test]
+async fn while_the_database_is_unreachable_the_worker_stops_instead_of_burning_attempts() {
+    let mut p = Pipeline::new(&["grafana", "redmine"]).await;
+    let proxy = FaultProxy::start(SocketAddr::from(([127, 0, 0, 1], 5432)))
+        .await
+        .expect("proxy");
+    let url =
+        p.db.url
+            .replacen("127.0.0.1:5432", &proxy.addr().to_string(), 1);
+    let pool = db::connect(&url, 2).await.expect("pool via proxy");
+    let mut worker = Arc::try_unwrap(p.worker(p.settings.clone()))
+        .ok()
+        .expect("unique");
+    worker.db = pool;
+    let worker = Arc::new(worker);
+    let token = CancellationToken::new();
+    let running = tokio::spawn(worker.clone().run(token.clone()));
+
+    proxy.set_refuse(true);
+    proxy.cut_all();
+    let a = p
+        .client
+        .enqueue("grafana", Action::Add, Trigger::Cli, None)
+        .await
+        .expect("enqueue");
+    let b = p
+        .client
+        .enqueue("redmine", Action::Add, Trigger::Cli, None)
+        .await
+        .expect("enqueue");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let attempts: i64 = sqlx::query_scalar("select count(*) from attempts")
+        .fetch_one(&p.pool)
+        .await
+        .expect("count");
+    assert_eq!(
+        attempts, 0,
+        "attempts were burnt while the database was down"
+    );
+    assert!(
+        !worker
+            .health
+            .database
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
+
+    proxy.set_refuse(false);
+    let rows = p
+        .client
+        .wait(&[a.id, b.id], WAIT, WAIT)
+        .await
+        .expect("finished after the outage");
+    for row in rows {
+        assert_eq!(row.status.as_str(), "succeeded", "{:?}", row.last_error);
+        assert_eq!(row.attempts, 1);
+    }
+    token.cancel();
+    let _ = running.await;
+    p.stop_workers().await;
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_job_leaves_a_job_another_worker_completes() {
+    let mut p = Pipeline::new(&["mattermost"]).await;
+    p.platform.sim.set_faults(Faults {
+        latency: Duration::from_millis(250),
+        ..Faults::default()
+    });
+    let s = &p.settings;
+    let flow = &p.platform.ctx.settings;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pma-sso-worker"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PMA_SSO_ENV_FILE", &flow.env_path)
+        .env("AUTHENTIK_URL", &flow.authentik_url)
+        .env("AUTHENTIK_TOKEN", crate::support::TOKEN)
+        .env("PMA_SSO_PACKAGES", &flow.packages_dir)
+        .env("PMA_SSO_STATE_DIR", &flow.state_dir)
+        .env("PMA_SSO_EXEC_RUNNER", &flow.exec_runner[0])
+        .env("DATABASE_URL", &s.database_url)
+        .env("AMQP_URL", &s.amqp_url)
+        .env("PMA_SSO_QUEUE_PREFIX", &s.queue_prefix)
+        .env("PMA_SSO_QUEUE_EXPIRES", "600s")
+        .env("PMA_SSO_DELAY_TIERS", "100ms,400ms")
+        .env("PMA_SSO_WORKER_HTTP", "off")
+        .env("PMA_SSO_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn worker");
+    let job = p
+        .client
+        .enqueue("mattermost", Action::Add, Trigger::Cli, None)
+        .await
+        .expect("enqueue");
+    p.wait_status(job.id, "running", WAIT).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    child.start_kill().expect("SIGKILL");
+    let _ = child.wait().await;
+
+    p.platform.sim.set_faults(Faults::default());
+    p.start_worker();
+    let rows = p
+        .client
+        .wait(&[job.id], WAIT, WAIT)
+        .await
+        .expect("completed by the other worker");
+    assert_eq!(
+        rows[0].status.as_str(),
+        "succeeded",
+        "{:?}",
+        rows[0].last_error
+    );
+    assert_eq!(rows[0].attempts, 2, "the killed attempt counts");
+    assert_eq!(p.platform.apps_with_slug("mattermost"), 1);
+    assert_eq!(p.platform.providers_named("pma-sso-mattermost"), 1);
+    let mappings = p
+        .platform
+        .sim
+        .scope_mappings()
+        .into_iter()
+        .filter(|m| m["name"] == "mattermost-id")
+        .count();
+    assert_eq!(mappings, 1);
+    p.stop_workers().await;
+}

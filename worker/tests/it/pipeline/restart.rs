@@ -1,0 +1,150 @@
+//! The serial scenario: really restart RabbitMQ and PostgreSQL while jobs are in flight. It
+//! takes the shared servers away, so it is ignored in the parallel run and `.ci/run` runs it
+//! alone (`cargo test -p worker --test it -- --ignored --test-threads=1`).
+
+use std::process::Command;
+use std::time::Duration;
+
+use schemas::job::{Action, Trigger};
+use testkit::Faults;
+
+use super::harness::Pipeline;
+
+/// Brings both servers back even if the test fails half-way.
+struct Restore;
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl").arg("start_app").output();
+        start_postgres();
+    }
+}
+
+fn pg_cluster() -> Option<String> {
+    let versions = std::fs::read_dir("/etc/postgresql").ok()?;
+    versions
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .next()
+}
+
+fn start_postgres() {
+    if let Some(version) = pg_cluster() {
+        let _ = Command::new("pg_ctlcluster")
+            .args(["--skip-systemctl-redirect", &version, "main", "start"])
+            .output();
+    }
+}
+
+fn run(program: &str, args: &[&str]) {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+async fn wait_tcp(port: u16) {
+    for _ in 0..120 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("port {port} did not come back");
+}
+
+#[tokio::test]
+#[ignore = "restarts the shared RabbitMQ and PostgreSQL; .ci/run runs it alone"]
+async fn real_broker_and_database_restarts_lose_nothing() {
+    let _restore = Restore;
+    let services = [
+        "grafana",
+        "redmine",
+        "linkding",
+        "n8n",
+        "superset",
+        "mattermost",
+    ];
+    let mut p = Pipeline::with(&services, |s| {
+        s.job_timeout = Duration::from_secs(5);
+        s.lease = Duration::from_secs(8);
+        s.retry.max_attempts = 10;
+    })
+    .await;
+    p.platform.sim.set_faults(Faults {
+        latency: Duration::from_millis(80),
+        ..Faults::default()
+    });
+    p.start_worker();
+    let mut ids = Vec::new();
+    for s in services {
+        for action in [Action::Add, Action::Check, Action::Fix] {
+            ids.push(
+                p.client
+                    .enqueue(s, action, Trigger::Cli, None)
+                    .await
+                    .expect("enqueue")
+                    .id,
+            );
+        }
+    }
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    run("rabbitmqctl", &["stop_app"]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    run("rabbitmqctl", &["start_app"]);
+    wait_tcp(5672).await;
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let version = pg_cluster().expect("a PostgreSQL cluster");
+    run(
+        "pg_ctlcluster",
+        &["--skip-systemctl-redirect", &version, "main", "restart"],
+    );
+    wait_tcp(5432).await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        // While PostgreSQL restarts the query itself may fail: count that as still open.
+        let open: i64 = sqlx::query_scalar(
+            "select count(*) from jobs where status not in ('succeeded', 'failed', 'dead')",
+        )
+        .fetch_one(&p.pool)
+        .await
+        .unwrap_or(1);
+        if open == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{open} jobs still open after the restarts"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let rows = worker::pipeline::db::jobs(&p.pool, &ids)
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), ids.len());
+    for row in rows {
+        assert_eq!(
+            row.status.as_str(),
+            "succeeded",
+            "{} {}: {:?}",
+            row.service,
+            row.action,
+            row.last_error
+        );
+    }
+    for s in services {
+        assert_eq!(p.platform.apps_with_slug(s), 1, "{s}");
+    }
+    p.stop_workers().await;
+}
