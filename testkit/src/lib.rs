@@ -3,11 +3,14 @@
 pub mod authentik;
 pub mod faultproxy;
 pub mod frappe;
+pub mod pg;
+pub mod platform;
 pub mod wikijs;
 pub mod zammad;
 
 pub use authentik::{AuthentikSim, Faults, RecordedRequest, SimHandle};
 pub use faultproxy::FaultProxy;
 pub use frappe::{FrappeHandle, FrappeSim};
+pub use platform::PlatformSim;
 pub use wikijs::{WikijsHandle, WikijsSim};
 pub use zammad::{ZammadHandle, ZammadSim};

@@ -3,31 +3,53 @@ use std::process::Output;
 
 use testkit::AuthentikSim;
 
-const TOKEN: &str = "cli-test-token-d41e";
+pub const TOKEN: &str = "cli-test-token-d41e";
 
 struct Setup {
     sim: testkit::SimHandle,
     dir: tempfile::TempDir,
 }
 
-fn repo_root() -> PathBuf {
+pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace")
         .to_owned()
 }
 
-fn copy_package(name: &str, to: &Path) {
-    let from = repo_root().join("packages").join(name);
-    let target = to.join("packages").join(name);
-    std::fs::create_dir_all(&target).expect("mkdir");
-    for entry in std::fs::read_dir(&from).expect("read") {
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read") {
         let entry = entry.expect("entry");
-        if entry.file_type().expect("type").is_file() {
-            std::fs::copy(entry.path(), target.join(entry.file_name())).expect("copy");
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
         }
     }
 }
+
+pub fn copy_package(name: &str, to: &Path) {
+    copy_dir(
+        &repo_root().join("packages").join(name),
+        &to.join("packages").join(name),
+    );
+}
+
+pub const ALL: [&str; 12] = [
+    "erpnext",
+    "gitea",
+    "grafana",
+    "linkding",
+    "mattermost",
+    "n8n",
+    "nextcloud",
+    "redmine",
+    "superset",
+    "uptime-kuma",
+    "wikijs",
+    "zammad",
+];
 
 async fn setup(services: &[&str]) -> Setup {
     let sim = AuthentikSim::new(TOKEN).start().await;
@@ -216,7 +238,12 @@ async fn two_processes_adding_different_services_keep_both_keys() {
     let s = setup(&services).await;
     let mut children: Vec<_> = services
         .iter()
-        .map(|svc| s.command(&["--inline", "add", svc]).spawn().expect("spawn"))
+        .map(|svc| {
+            s.command(&["--inline", "add", svc])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn")
+        })
         .collect();
     for child in &mut children {
         assert!(child.wait().await.expect("wait").success());

@@ -1,11 +1,12 @@
-//! `platform-sim`: every stand-in a platform needs, started together on loopback, for the demo
+//! `platform-sim`: every stand-in a platform needs (authentik, Wiki.js, Frappe, Zammad), started
+//! together on loopback, for the demo
 //! and for trying pma-sso by hand. It writes the `.env` lines that point pma-sso at them (URLs and
 //! the stand-ins' own credentials) to `--env-out`, then serves until Ctrl-C or SIGTERM.
 
 use std::path::PathBuf;
 
 use clap::Parser;
-use testkit::AuthentikSim;
+use testkit::PlatformSim;
 
 #[derive(Debug, Parser)]
 #[command(name = "platform-sim", version)]
@@ -27,16 +28,20 @@ async fn main() -> std::io::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let authentik = AuthentikSim::new(&args.token).try_start().await?;
-    let lines = [format!("AUTHENTIK_URL={}", authentik.base_url())];
-    let text = lines.join("\n") + "\n";
+    let platform = PlatformSim::start(&args.token).await;
+    let text = platform.env_lines();
     match &args.env_out {
         Some(path) => write_private(path, &text)?,
         None => print!("{text}"),
     }
-    eprintln!("stand-ins ready: authentik {}", authentik.base_url());
+    eprintln!(
+        "stand-ins ready: authentik {}, Wiki.js {}, Frappe {}, Zammad {}",
+        platform.authentik.base_url(),
+        platform.wikijs.base_url(),
+        platform.frappe.base_url(),
+        platform.zammad.base_url()
+    );
     shutdown_signal().await;
-    authentik.shutdown().await;
     Ok(())
 }
 

@@ -20,12 +20,13 @@ pub enum DbError {
     Corrupt(Uuid, &'static str),
 }
 
-/// Connect a pool sized for `concurrency` flows: each holds one connection for its service lock,
-/// plus connections for outcome writes, the relay and the CLI's waits.
+/// Connect a pool sized for `concurrency` flows: each holds connections for its locks, plus
+/// connections for outcome writes, the relay and the CLI's waits.
 pub async fn connect(url: &str, concurrency: u32) -> Result<PgPool, DbError> {
     let options: PgConnectOptions = url.parse()?;
     let pool = PgPoolOptions::new()
-        .max_connections(concurrency * 2 + 4)
+        // Per flow: its service lock (and for proxy services the outpost lock) plus writes.
+        .max_connections(concurrency * 3 + 4)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await?;

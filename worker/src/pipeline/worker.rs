@@ -117,8 +117,29 @@ impl Worker {
     ) -> Result<Disposition, InfraError> {
         // Waits while another worker (any process, any machine) runs this service: a busy
         // lock blocks here, it never becomes a hot requeue loop.
-        let lock = ServiceLock::acquire(&self.db, &job.service).await?;
+        let lock = ServiceLock::acquire(&self.db, &format!("service:{}", job.service)).await?;
+        // Attaching a proxy provider is a read-modify-write of the outpost's whole provider
+        // list, shared by every proxy service: serialise those across processes too. Always
+        // taken after the service lock, so the order is fixed and cannot deadlock.
+        let is_proxy = self
+            .ctx
+            .package(&job.service)
+            .is_ok_and(|p| p.manifest.kind() == schemas::SsoKind::Proxy);
+        let outpost = if is_proxy {
+            match ServiceLock::acquire(&self.db, "outpost").await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    lock.release().await;
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
         let result = self.run_claimed(publisher, &job, &lock).await;
+        if let Some(outpost) = outpost {
+            outpost.release().await;
+        }
         lock.release().await;
         result
     }
@@ -482,9 +503,9 @@ struct ServiceLock {
 const LOCK_HEARTBEAT: Duration = Duration::from_secs(2);
 
 impl ServiceLock {
-    async fn acquire(pool: &PgPool, service: &str) -> Result<ServiceLock, InfraError> {
+    async fn acquire(pool: &PgPool, name: &str) -> Result<ServiceLock, InfraError> {
         let mut conn: PoolConnection<Postgres> = pool.acquire().await?;
-        let key = format!("pma-sso:{service}");
+        let key = format!("pma-sso:{name}");
         sqlx::query("select pg_advisory_lock(hashtextextended($1, 0))")
             .bind(&key)
             .execute(&mut *conn)

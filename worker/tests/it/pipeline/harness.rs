@@ -1,7 +1,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Connection;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use worker::pipeline::client::JobClient;
@@ -10,73 +9,11 @@ use worker::pipeline::retry::RetryPolicy;
 use worker::pipeline::worker::{Health, Worker};
 use worker::pipeline::{PipelineSettings, db};
 
+use testkit::pg::TestDb;
+
 use crate::support::Platform;
 
 pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-
-/// A database of its own, dropped when the test ends (even when it fails).
-pub struct TestDb {
-    pub url: String,
-    admin: String,
-    name: String,
-}
-
-async fn admin_url() -> String {
-    if let Ok(url) = std::env::var("PMA_SSO_TEST_DATABASE_URL") {
-        return url;
-    }
-    for user in ["postgres", "root"] {
-        let url = format!("postgres://{user}@127.0.0.1:5432/postgres");
-        if sqlx::PgConnection::connect(&url).await.is_ok() {
-            return url;
-        }
-    }
-    panic!(
-        "no PostgreSQL on 127.0.0.1:5432 for user postgres or root (set PMA_SSO_TEST_DATABASE_URL)"
-    );
-}
-
-impl TestDb {
-    pub async fn new() -> TestDb {
-        let admin = admin_url().await;
-        let name = format!("pma_sso_t_{}", Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&admin)
-            .await
-            .expect("admin connection");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {name}")))
-            .execute(&mut conn)
-            .await
-            .expect("create database");
-        let url = match admin.rsplit_once('/') {
-            Some((base, _)) => format!("{base}/{name}"),
-            None => panic!("bad admin url"),
-        };
-        TestDb { url, admin, name }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
-        // Drop runs outside async; a short-lived runtime on its own thread does the cleanup.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("rt");
-            rt.block_on(async {
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                        "drop database if exists {name} with (force)"
-                    )))
-                    .execute(&mut conn)
-                    .await;
-                }
-            });
-        })
-        .join();
-    }
-}
 
 pub fn settings(db: &TestDb, amqp_url: &str) -> PipelineSettings {
     let mut s = PipelineSettings::from_lookup(&|_| None).expect("defaults");
