@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine, without Docker: start the loopback stand-ins, point pma-sso at
-# them with a throwaway .env and a copy of packages/, run `fix-all`, then `check`, and print the
-# result. Everything lives in a temp directory that is removed on exit.
+# The main job on a fresh machine, without Docker: start the loopback stand-ins (authentik,
+# Wiki.js, Frappe, Zammad), a pma-sso worker against the local PostgreSQL and RabbitMQ, then
+# `pma-sso fix-all` and `pma-sso check` through the job queue, and print the result. Without
+# PostgreSQL/RabbitMQ it runs the same flows in-process (--inline). Everything lives in a temp
+# directory (and a throwaway database) removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-cargo build --quiet --bin pma-sso --bin platform-sim
+cargo build --quiet --bin pma-sso --bin pma-sso-worker --bin platform-sim
 
 work=$(mktemp -d)
-sim_pid=
+pids=()
+db_name=
+pg_admin=
 cleanup() {
-  [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null || true
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -n "$db_name" ]; then
+    psql "$pg_admin" -qc "drop database if exists $db_name with (force)" >/dev/null 2>&1 || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -19,7 +27,7 @@ trap cleanup EXIT
 cp -r packages "$work/"
 token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 "$root/target/debug/platform-sim" --token "$token" --env-out "$work/sim.env" >"$work/sim.log" 2>&1 &
-sim_pid=$!
+pids+=($!)
 for _ in $(seq 1 100); do [ -s "$work/sim.env" ] && break; sleep 0.1; done
 [ -s "$work/sim.env" ] || { echo "the stand-ins did not start:"; cat "$work/sim.log"; exit 2; }
 
@@ -29,11 +37,34 @@ for _ in $(seq 1 100); do [ -s "$work/sim.env" ] && break; sleep 0.1; done
   echo "PMA_SSO_EXEC_RUNNER=$root/scripts/show-exec.sh"
   cat "$work/sim.env"
 } >"$work/.env"
+chmod 600 "$work/.env"
 export PMA_SSO_ENV_FILE="$work/.env"
 pma="$root/target/debug/pma-sso"
 
+mode=--inline
+if command -v psql >/dev/null && (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+  for user in postgres root; do
+    if psql "postgres://$user@127.0.0.1:5432/postgres" -qtAc 'select 1' >/dev/null 2>&1; then
+      pg_admin="postgres://$user@127.0.0.1:5432/postgres"
+      break
+    fi
+  done
+fi
+if [ -n "$pg_admin" ]; then
+  db_name="pma_sso_demo_$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  psql "$pg_admin" -qc "create database $db_name" >/dev/null
+  export DATABASE_URL="${pg_admin%/*}/$db_name"
+  export PMA_SSO_QUEUE_PREFIX="pma-sso-demo-$db_name" PMA_SSO_QUEUE_EXPIRES=10m PMA_SSO_WORKER_HTTP=off
+  PMA_SSO_LOG=warn "$root/target/debug/pma-sso-worker" 2>"$work/worker.log" &
+  pids+=($!)
+  mode=
+  echo "== worker started (PostgreSQL $DATABASE_URL, RabbitMQ 127.0.0.1:5672); jobs go through the queue"
+else
+  echo "== PostgreSQL or RabbitMQ not reachable on 127.0.0.1: running the flows in-process (--inline)"
+fi
+
 echo "== pma-sso fix-all (stand-ins on loopback, workdir $work)"
-"$pma" --inline fix-all || echo "(fix-all reported errors; see above)"
+"$pma" $mode fix-all || echo "(fix-all reported errors; see above)"
 echo
 echo "== pma-sso check"
-"$pma" --inline check
+"$pma" $mode check
