@@ -1,6 +1,8 @@
 //! What a job found or did: stored as JSON in PostgreSQL, printed by the CLI. Secret-free by
 //! construction: secret fields only ever say that they differ.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::SsoKind;
@@ -40,6 +42,11 @@ pub struct Report {
     /// Worth knowing but not drift (the line stays green).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// authentik objects that belong to the service, as the check saw them (`application` →
+    /// pk, `provider` → pk, `provider_model` → model): how a webhook about an object that has
+    /// since been deleted is traced back to its service.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub objects: BTreeMap<String, String>,
 }
 
 impl Report {

@@ -65,7 +65,10 @@ impl Context {
     ) -> Result<Report, FlowError> {
         let env = self.read_env()?;
         let svc = Service { package, env: &env };
-        flows::check(self, &svc, &snapshot.live(&package.manifest)).await
+        let live = snapshot.live(&package.manifest);
+        let mut report = flows::check(self, &svc, &live).await?;
+        report.objects = live.objects();
+        Ok(report)
     }
 
     /// Check one service with targeted reads.

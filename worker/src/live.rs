@@ -105,6 +105,27 @@ pub struct Live<'a> {
     pub catalog: &'a Catalog,
 }
 
+impl Live<'_> {
+    /// Ids of the service's authentik objects, for per-service state.
+    pub fn objects(&self) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        if let Some(app) = self.app {
+            out.insert("application".to_owned(), app.pk.clone());
+        }
+        let provider = match (self.oauth2, self.saml, self.proxy) {
+            (Some(p), _, _) => Some((p.pk, "authentik_providers_oauth2.oauth2provider")),
+            (_, Some(p), _) => Some((p.pk, "authentik_providers_saml.samlprovider")),
+            (_, _, Some(p)) => Some((p.pk, "authentik_providers_proxy.proxyprovider")),
+            _ => None,
+        };
+        if let Some((pk, model)) = provider {
+            out.insert("provider".to_owned(), pk.to_string());
+            out.insert("provider_model".to_owned(), model.to_owned());
+        }
+        out
+    }
+}
+
 /// Our provider's natural key: unique across all provider types in authentik.
 pub fn provider_name(manifest: &Manifest) -> String {
     format!("pma-sso-{}", manifest.slug())

@@ -84,6 +84,7 @@ fn report(svc: &Service<'_>, summary: &str, drifts: Vec<Drift>) -> Report {
         summary: summary.to_owned(),
         drifts,
         warnings: Vec::new(),
+        objects: Default::default(),
     }
 }
 

@@ -259,6 +259,15 @@ pub async fn finish_attempt(
     .bind(duration.as_millis().min(i32::MAX as u128) as i32)
     .execute(&mut *tx)
     .await?;
+    let objects = match outcome {
+        Outcome::InSync { report } | Outcome::Drifted { report } if !report.objects.is_empty() => {
+            Some(
+                serde_json::to_value(&report.objects)
+                    .map_err(|_| DbError::Corrupt(job.id, "objects"))?,
+            )
+        }
+        _ => None,
+    };
     let (service_status, summary, checked, changed) = match outcome {
         Outcome::InSync { report } => ("in_sync", report.line(), true, false),
         Outcome::Drifted { report } => ("drifted", report.line(), true, false),
@@ -271,11 +280,12 @@ pub async fn finish_attempt(
         Outcome::Failed { reason, .. } => ("error", reason.clone(), false, false),
     };
     sqlx::query(
-        "insert into service_state (service, last_status, last_summary, last_job, last_check_at, last_change_at, updated_at)
-         values ($1, $2, $3, $4, case when $5 then now() end, case when $6 then now() end, now())
+        "insert into service_state (service, last_status, last_summary, last_job, last_check_at, last_change_at, authentik_ids, updated_at)
+         values ($1, $2, $3, $4, case when $5 then now() end, case when $6 then now() end, coalesce($7, '{}'::jsonb), now())
          on conflict (service) do update set
             last_status = excluded.last_status, last_summary = excluded.last_summary,
             last_job = excluded.last_job,
+            authentik_ids = coalesce($7, service_state.authentik_ids),
             last_check_at = coalesce(excluded.last_check_at, service_state.last_check_at),
             last_change_at = coalesce(excluded.last_change_at, service_state.last_change_at),
             updated_at = now()",
@@ -286,6 +296,7 @@ pub async fn finish_attempt(
     .bind(job.id)
     .bind(checked)
     .bind(changed)
+    .bind(&objects)
     .execute(&mut *tx)
     .await?;
     sqlx::query("select pg_notify('pma_sso_jobs', $1)")

@@ -62,6 +62,23 @@ async fn a_job_is_recorded_executed_once_and_its_outcome_kept() {
     .await
     .expect("state");
     assert_eq!(state.0, "in_sync");
+    let ids: serde_json::Value =
+        sqlx::query_scalar("select authentik_ids from service_state where service = 'grafana'")
+            .fetch_one(&p.pool)
+            .await
+            .expect("ids");
+    let app = p.platform.sim.application("grafana").expect("app");
+    let provider = p
+        .platform
+        .sim
+        .provider_by_name("pma-sso-grafana")
+        .expect("provider");
+    assert_eq!(ids["application"], app["pk"], "{ids}");
+    assert_eq!(ids["provider"], provider["pk"].to_string(), "{ids}");
+    assert_eq!(
+        ids["provider_model"],
+        "authentik_providers_oauth2.oauth2provider"
+    );
     p.stop_workers().await;
 }
 
