@@ -196,3 +196,110 @@ async fn a_worker_killed_mid_job_leaves_a_job_another_worker_completes() {
     assert_eq!(mappings, 1);
     p.stop_workers().await;
 }
+
+#[tokio::test]
+async fn sigterm_lets_the_in_flight_job_finish_and_the_worker_exits_zero() {
+    let mut p = Pipeline::new(&["grafana"]).await;
+    p.platform.sim.set_faults(Faults {
+        latency: Duration::from_millis(150),
+        ..Faults::default()
+    });
+    let s = &p.settings;
+    let flow = &p.platform.ctx.settings;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pma-sso-worker"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PMA_SSO_ENV_FILE", &flow.env_path)
+        .env("AUTHENTIK_URL", &flow.authentik_url)
+        .env("AUTHENTIK_TOKEN", crate::support::TOKEN)
+        .env("PMA_SSO_PACKAGES", &flow.packages_dir)
+        .env("PMA_SSO_STATE_DIR", &flow.state_dir)
+        .env("PMA_SSO_EXEC_RUNNER", &flow.exec_runner[0])
+        .env("DATABASE_URL", &s.database_url)
+        .env("AMQP_URL", &s.amqp_url)
+        .env("PMA_SSO_QUEUE_PREFIX", &s.queue_prefix)
+        .env("PMA_SSO_QUEUE_EXPIRES", "600s")
+        .env("PMA_SSO_DELAY_TIERS", "100ms,400ms")
+        .env("PMA_SSO_WORKER_HTTP", "off")
+        .env("PMA_SSO_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn worker");
+    let job = p
+        .client
+        .enqueue("grafana", Action::Add, Trigger::Cli, None)
+        .await
+        .expect("enqueue");
+    p.wait_status(job.id, "running", WAIT).await;
+    let pid = child.id().expect("pid");
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exited within 10 s")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0));
+    let row = db::job(&p.pool, job.id).await.expect("db").expect("row");
+    assert_eq!(row.status.as_str(), "succeeded", "{:?}", row.last_error);
+    assert_eq!(row.attempts, 1);
+    p.stop_workers().await;
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer_over_http() {
+    let mut p = Pipeline::new(&["grafana"]).await;
+    let worker = p.worker(p.settings.clone());
+    let health = worker.health.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(worker::pipeline::http::serve_on(
+        listener,
+        health.clone(),
+        stop.clone(),
+    ));
+    let get = |path: &str| reqwest::get(format!("http://{addr}{path}"));
+    assert_eq!(get("/healthz").await.expect("healthz").status(), 200);
+    let not_ready = get("/readyz").await.expect("readyz");
+    assert_eq!(not_ready.status(), 503);
+    assert_eq!(
+        not_ready.text().await.expect("body"),
+        "database: down\nbroker: down\n"
+    );
+
+    let running = tokio::spawn(worker.clone().run(stop.clone()));
+    let job = p
+        .client
+        .enqueue("grafana", Action::Add, Trigger::Cli, None)
+        .await
+        .expect("enqueue");
+    p.client
+        .wait(&[job.id], WAIT, WAIT)
+        .await
+        .expect("finished");
+    let ready = get("/readyz").await.expect("readyz");
+    assert_eq!(ready.status(), 200);
+    let metrics = get("/metrics")
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        metrics.contains("pma_sso_jobs_total{action=\"add\",outcome=\"updated\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pma_sso_job_duration_seconds"),
+        "{metrics}"
+    );
+    stop.cancel();
+    let _ = running.await;
+    let _ = server.await;
+    p.stop_workers().await;
+}
