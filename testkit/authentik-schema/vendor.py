@@ -44,6 +44,24 @@ COMPONENTS = [
     "SAMLPropertyMappingRequest",
     "PatchedSAMLPropertyMappingRequest",
     "CertificateKeyPairRequest",
+    # pma-sso's own identity (`pma-sso init`)
+    "UserServiceAccountRequest",
+    "TokenRequest",
+    "PatchedTokenRequest",
+    "GroupRequest",
+    "PatchedGroupRequest",
+    "UserAccountRequest",
+    # the notification pipeline (`pma-sso webhook install`)
+    "NotificationWebhookMappingRequest",
+    "PatchedNotificationWebhookMappingRequest",
+    "NotificationTransportRequest",
+    "PatchedNotificationTransportRequest",
+    "EventMatcherPolicyRequest",
+    "PatchedEventMatcherPolicyRequest",
+    "NotificationRuleRequest",
+    "PatchedNotificationRuleRequest",
+    "PolicyBindingRequest",
+    "PatchedPolicyBindingRequest",
 ]
 
 # OpenAPI keywords with no JSON Schema meaning (or none we want to assert).

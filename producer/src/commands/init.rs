@@ -1,0 +1,235 @@
+//! `pma-sso init`: pma-sso's own identity in authentik.
+//!
+//! With an admin token given once (`AUTHENTIK_ADMIN_TOKEN`, or stdin with
+//! `--admin-token-stdin`; never argv, where `ps` would show it) this creates the service account
+//! `pma-sso`, makes it a member of the superuser group, mints it a non-expiring API token and
+//! stores that token as `AUTHENTIK_TOKEN` in `.env`. Every later write is then attributable to
+//! that account, which is how the webhook receiver tells pma-sso's changes from a human's.
+//! A token is never printed or logged.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use worker::authentik::{AuthentikError, Client};
+use worker::envfile::{self, EnvFile};
+
+use crate::cli::{Status, fail};
+
+/// The service account's username.
+pub const SERVICE_ACCOUNT: &str = "pma-sso";
+/// authentik's built-in superuser group (`is_superuser: true`).
+pub const ADMIN_GROUP: &str = "authentik Admins";
+/// `.env` key of the service account's API token.
+pub const TOKEN_ENV: &str = "AUTHENTIK_TOKEN";
+/// `.env` key of the service account's username (the webhook ignores events by this user).
+pub const USER_ENV: &str = "PMA_SSO_AUTHENTIK_USER";
+/// Where the admin token is read from, unless `--admin-token-stdin`.
+pub const ADMIN_TOKEN_ENV: &str = "AUTHENTIK_ADMIN_TOKEN";
+
+pub async fn run(admin_token_stdin: bool, out: &mut dyn Write) -> Status {
+    match init(admin_token_stdin, out).await {
+        Ok(()) => Status::Green,
+        Err(message) => fail(out, &message),
+    }
+}
+
+struct InitSettings {
+    env_path: PathBuf,
+    authentik_url: String,
+    timeout: Duration,
+    /// `AUTHENTIK_TOKEN` as `.env` holds it (the process environment is not where init keeps it).
+    stored_token: Option<SecretString>,
+}
+
+fn settings() -> Result<InitSettings, String> {
+    let process = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+    let env_path = PathBuf::from(process("PMA_SSO_ENV_FILE").unwrap_or_else(|| ".env".into()));
+    let file = EnvFile::read(&env_path).map_err(|e| format!("settings: {e}"))?;
+    let get = |key: &str| {
+        process(key).or_else(|| file.get(key).filter(|v| !v.is_empty()).map(str::to_owned))
+    };
+    let authentik_url = get("AUTHENTIK_URL")
+        .ok_or("settings: AUTHENTIK_URL is not set (in the environment or in .env)")?;
+    let timeout = get("PMA_SSO_HTTP_TIMEOUT_SECS")
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(30);
+    Ok(InitSettings {
+        env_path,
+        authentik_url,
+        timeout: Duration::from_secs(timeout),
+        stored_token: file
+            .get(TOKEN_ENV)
+            .filter(|v| !v.is_empty())
+            .map(|v| SecretString::from(v.to_owned())),
+    })
+}
+
+fn admin_token(from_stdin: bool) -> Result<SecretString, String> {
+    let token = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("reading the admin token from stdin: {e}"))?;
+        line.trim().to_owned()
+    } else {
+        std::env::var(ADMIN_TOKEN_ENV)
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    if token.is_empty() {
+        return Err(format!(
+            "no admin token: set {ADMIN_TOKEN_ENV} or pipe it to --admin-token-stdin"
+        ));
+    }
+    Ok(SecretString::from(token))
+}
+
+async fn init(admin_token_stdin: bool, out: &mut dyn Write) -> Result<(), String> {
+    let s = settings()?;
+    let client = |token: SecretString| {
+        Client::new(&s.authentik_url, token, s.timeout).map_err(|e| e.to_string())
+    };
+
+    // Already done? A stored token that authenticates as a superuser pma-sso needs nothing.
+    if let Some(token) = s.stored_token.clone() {
+        match client(token)?.whoami().await {
+            Ok(user) if user.username == SERVICE_ACCOUNT && user.is_superuser => {
+                store(&s, None, &user.username)?;
+                let _ = writeln!(
+                    out,
+                    "unchanged: service account {SERVICE_ACCOUNT} ({TOKEN_ENV} in .env works)"
+                );
+                return Ok(());
+            }
+            // Another user's token (often the bootstrap admin's), or one that stopped working.
+            Ok(_) | Err(AuthentikError::Forbidden { .. }) => {}
+            Err(e) => return Err(format!("checking the {TOKEN_ENV} in .env: {e}")),
+        }
+    }
+
+    let admin = client(admin_token(admin_token_stdin)?)?;
+    let me = match admin.whoami().await {
+        Ok(me) => me,
+        Err(AuthentikError::Forbidden { detail, .. }) => {
+            return Err(format!(
+                "authentik refused the admin token ({detail}): it is invalid or expired; nothing was changed"
+            ));
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    if !me.is_superuser {
+        return Err(format!(
+            "the admin token belongs to {}, who is not a superuser; nothing was changed",
+            me.username
+        ));
+    }
+
+    let account = admin
+        .user_by_username(SERVICE_ACCOUNT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (user_pk, username) = match account {
+        Some(user) if user.user_type == "service_account" => {
+            let _ = writeln!(out, "unchanged: service account {}", user.username);
+            (user.pk, user.username)
+        }
+        Some(user) => {
+            return Err(format!(
+                "a user {} exists and is not a service account (type {}); refusing to take it over",
+                user.username, user.user_type
+            ));
+        }
+        None => {
+            // The account's own token is an app password, which cannot call the API; an API
+            // token is minted below either way.
+            let created = admin
+                .create_service_account(SERVICE_ACCOUNT)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = writeln!(out, "created: service account {}", created.username);
+            (created.user_pk, created.username)
+        }
+    };
+
+    let group = admin
+        .group_by_name(ADMIN_GROUP)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("authentik has no group {ADMIN_GROUP:?}"))?;
+    if group.users.contains(&user_pk) {
+        let _ = writeln!(out, "unchanged: {username} is in group {ADMIN_GROUP}");
+    } else {
+        admin
+            .add_user_to_group(&group.pk, user_pk)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = writeln!(out, "added: {username} to group {ADMIN_GROUP}");
+    }
+
+    let identifier = token_identifier(&admin, user_pk).await?;
+    let reuse = admin
+        .token(&identifier)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some();
+    if !reuse {
+        admin
+            .create_api_token(
+                &identifier,
+                user_pk,
+                "pma-sso's API token (created by pma-sso init)",
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let key = admin
+        .view_token_key(&identifier)
+        .await
+        .map_err(|e| e.to_string())?;
+
+    // Prove it before storing it.
+    match client(key.clone())?.whoami().await {
+        Ok(user) if user.username == username => {}
+        Ok(user) => {
+            return Err(format!(
+                "token {identifier} authenticates as {}, not {username}",
+                user.username
+            ));
+        }
+        Err(e) => return Err(format!("the new token {identifier} does not work: {e}")),
+    }
+    store(&s, Some(&key), &username)?;
+    let verb = if reuse { "reused" } else { "created" };
+    let _ = writeln!(
+        out,
+        "{verb}: API token {identifier} (non-expiring), stored as {TOKEN_ENV} and {USER_ENV} in .env"
+    );
+    Ok(())
+}
+
+/// `pma-sso-<date>`; an identifier already taken by something else than our own non-expiring
+/// API token gets the time appended.
+async fn token_identifier(admin: &Client, user_pk: i64) -> Result<String, String> {
+    let now = chrono::Utc::now();
+    let by_date = format!("pma-sso-{}", now.format("%Y-%m-%d"));
+    match admin.token(&by_date).await.map_err(|e| e.to_string())? {
+        None => Ok(by_date),
+        Some(t) if t.user == Some(user_pk) && t.intent == "api" && !t.expiring => Ok(by_date),
+        Some(_) => Ok(format!("pma-sso-{}", now.format("%Y-%m-%d-%H%M%S"))),
+    }
+}
+
+fn store(s: &InitSettings, token: Option<&SecretString>, username: &str) -> Result<(), String> {
+    let mut changes = vec![(USER_ENV, Some(username))];
+    if let Some(token) = token {
+        changes.push((TOKEN_ENV, Some(token.expose_secret())));
+    }
+    envfile::update(&s.env_path, &changes)
+        .map(|_| ())
+        .map_err(|e| format!("writing .env: {e}"))
+}
