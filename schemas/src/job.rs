@@ -16,7 +16,14 @@ pub enum Action {
     Check,
     Add,
     Fix,
+    /// Check every service from one bulk read of authentik, record one outcome per service,
+    /// and enqueue `add`/`fix` where the manifests ask for it. Its job's service is
+    /// [`SWEEP_TARGET`].
+    Sweep,
 }
+
+/// The `service` of a sweep job: it covers every service, and no manifest can be named so.
+pub const SWEEP_TARGET: &str = "*";
 
 impl Action {
     pub fn as_str(self) -> &'static str {
@@ -24,11 +31,12 @@ impl Action {
             Action::Check => "check",
             Action::Add => "add",
             Action::Fix => "fix",
+            Action::Sweep => "sweep",
         }
     }
 
     pub fn parse(value: &str) -> Option<Action> {
-        [Action::Check, Action::Add, Action::Fix]
+        [Action::Check, Action::Add, Action::Fix, Action::Sweep]
             .into_iter()
             .find(|a| a.as_str() == value)
     }
@@ -67,8 +75,9 @@ impl Trigger {
 pub struct JobMessage {
     /// The job row's id (a UUID, as text).
     pub job_id: String,
-    /// Carried for logs and routing only; the row is authoritative.
-    pub service: ServiceName,
+    /// Carried for logs and routing only; the row is authoritative. A service name, or
+    /// [`SWEEP_TARGET`] for a sweep (see [`JobMessage::valid_target`]).
+    pub service: String,
     pub action: Action,
 }
 
@@ -87,7 +96,21 @@ impl JobMessage {
         {
             return Err("not a job message: job_id is not a UUID".into());
         }
+        if !Self::valid_target(&message.service, message.action) {
+            return Err(format!(
+                "not a job message: `{}` is not a service name",
+                message.service
+            ));
+        }
         Ok(message)
+    }
+
+    /// A sweep targets [`SWEEP_TARGET`]; every other action a valid service name.
+    pub fn valid_target(service: &str, action: Action) -> bool {
+        match action {
+            Action::Sweep => service == SWEEP_TARGET,
+            _ => service.parse::<ServiceName>().is_ok(),
+        }
     }
 }
 
@@ -148,6 +171,33 @@ pub enum Outcome {
     Applied { applied: Applied },
     /// The attempt failed; `reason` is operator-readable and secret-free.
     Failed { reason: String, transient: bool },
+    /// A sweep ran: every service's own outcome is recorded with it as a `check` job.
+    Swept { sweep: SweepSummary },
+}
+
+/// What one sweep found and asked for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepSummary {
+    pub services: usize,
+    pub in_sync: usize,
+    pub drifted: usize,
+    pub errors: usize,
+    /// `"add grafana"`, `"fix redmine"`: the jobs the sweep enqueued.
+    pub enqueued: Vec<String>,
+}
+
+impl SweepSummary {
+    pub fn line(&self) -> String {
+        let mut line = format!(
+            "swept {} services: {} in sync, {} drifted, {} errors",
+            self.services, self.in_sync, self.drifted, self.errors
+        );
+        if !self.enqueued.is_empty() {
+            line.push_str("; enqueued ");
+            line.push_str(&self.enqueued.join(", "));
+        }
+        line
+    }
 }
 
 impl Outcome {
@@ -158,6 +208,7 @@ impl Outcome {
             Outcome::Applied { applied } if applied.actions.is_empty() => "unchanged",
             Outcome::Applied { .. } => "updated",
             Outcome::Failed { .. } => "failed",
+            Outcome::Swept { .. } => "swept",
         }
     }
 }
@@ -186,5 +237,12 @@ mod tests {
         );
         let ok = JobMessage::decode(br#"{"job_id":"6f1c2d3e-0000-4000-8000-000000000000","service":"grafana","action":"fix"}"#).expect("job");
         assert_eq!(ok.action, Action::Fix);
+        let sweep = JobMessage::decode(
+            br#"{"job_id":"6f1c2d3e-0000-4000-8000-000000000000","service":"*","action":"sweep"}"#,
+        )
+        .expect("sweep");
+        assert_eq!(sweep.action, Action::Sweep);
+        assert!(JobMessage::decode(br#"{"job_id":"6f1c2d3e-0000-4000-8000-000000000000","service":"*","action":"check"}"#).is_err());
+        assert!(JobMessage::decode(br#"{"job_id":"6f1c2d3e-0000-4000-8000-000000000000","service":"grafana","action":"sweep"}"#).is_err());
     }
 }

@@ -109,6 +109,10 @@ pub struct OAuthSso {
     /// True once added; false makes the next sweep run `add`.
     #[serde(default)]
     pub configured: bool,
+    /// Repair drift found by a sweep or an authentik webhook with `fix` instead of only
+    /// reporting it (default false).
+    #[serde(default)]
+    pub auto_fix: bool,
     /// authentik application slug (default: `name`). The issuer path depends on it: keep it stable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slug: Option<Slug>,
@@ -134,6 +138,9 @@ pub struct WikijsSso {
     pub redirect_path: Option<RedirectPaths>,
     #[serde(default)]
     pub configured: bool,
+    /// Repair drift with `fix` instead of only reporting it (default false).
+    #[serde(default)]
+    pub auto_fix: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slug: Option<Slug>,
     #[serde(default)]
@@ -157,6 +164,9 @@ pub struct FrappeSso {
     pub redirect_path: Option<RedirectPaths>,
     #[serde(default)]
     pub configured: bool,
+    /// Repair drift with `fix` instead of only reporting it (default false).
+    #[serde(default)]
+    pub auto_fix: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slug: Option<Slug>,
     #[serde(default)]
@@ -177,6 +187,9 @@ pub struct FrappeSso {
 pub struct SamlSso {
     #[serde(default)]
     pub configured: bool,
+    /// Repair drift with `fix` instead of only reporting it (default false).
+    #[serde(default)]
+    pub auto_fix: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slug: Option<Slug>,
     #[serde(default)]
@@ -196,6 +209,9 @@ pub struct SamlSso {
 pub struct ProxySso {
     #[serde(default)]
     pub configured: bool,
+    /// Repair drift with `fix` instead of only reporting it (default false).
+    #[serde(default)]
+    pub auto_fix: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slug: Option<Slug>,
     #[serde(default)]
@@ -743,6 +759,17 @@ impl Manifest {
             Sso::Proxy(s) => s.configured,
             Sso::Wikijs(s) => s.configured,
             Sso::Frappe(s) => s.configured,
+        }
+    }
+
+    /// Whether drift found by a trigger is repaired (`fix`) rather than only reported.
+    pub fn auto_fix(&self) -> bool {
+        match &self.sso {
+            Sso::Oauth(s) | Sso::Oidc(s) => s.auto_fix,
+            Sso::Saml(s) => s.auto_fix,
+            Sso::Proxy(s) => s.auto_fix,
+            Sso::Wikijs(s) => s.auto_fix,
+            Sso::Frappe(s) => s.auto_fix,
         }
     }
 

@@ -1,0 +1,144 @@
+//! `pma-sso serve`: the long-running side of the triggers.
+//!
+//! - the authentik webhook receiver (`POST /webhooks/authentik`, [`webhook`]),
+//! - the cron sweep, enqueued by whichever `serve` holds the leader lock ([`leader`]),
+//! - the relay, so jobs whose publish failed reach the queue even when only `serve` runs.
+//!
+//! Everything stops on the injected shutdown token; in-flight webhook requests finish first.
+
+pub mod event;
+pub mod leader;
+pub mod mapping;
+pub mod repr;
+pub mod webhook;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use croner::Cron;
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+use worker::pipeline::PipelineSettings;
+use worker::pipeline::client::JobClient;
+use worker::pipeline::relay::Relay;
+
+/// Default: every 15 minutes.
+pub const DEFAULT_SWEEP_CRON: &str = "*/15 * * * *";
+
+/// `serve`'s own settings (the pipeline's come from [`PipelineSettings`]).
+#[derive(Clone, Debug)]
+pub struct ServeSettings {
+    /// `PMA_SSO_WEBHOOK_ADDR`, default `0.0.0.0:8080`: authentik reaches it from another
+    /// container, so it listens beyond loopback.
+    pub webhook_addr: SocketAddr,
+    /// `PMA_SSO_WEBHOOK_SECRET`: required, there is no unauthenticated mode.
+    pub webhook_secret: SecretString,
+    /// `PMA_SSO_AUTHENTIK_USER`: pma-sso's own account; when unset, `serve` asks authentik
+    /// who `AUTHENTIK_TOKEN` belongs to.
+    pub own_user: Option<String>,
+    /// `PMA_SSO_SWEEP_CRON` (5 fields, or 6 with seconds).
+    pub sweep_cron: Cron,
+    /// `PMA_SSO_LEADER_RETRY`, default 15s: how often a follower tries to lead.
+    pub leader_retry: Duration,
+}
+
+impl ServeSettings {
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<ServeSettings, String> {
+        let webhook_addr = match get("PMA_SSO_WEBHOOK_ADDR") {
+            None => SocketAddr::from(([0, 0, 0, 0], 8080)),
+            Some(v) => v.parse().map_err(|_| {
+                format!("PMA_SSO_WEBHOOK_ADDR is invalid: expected host:port, got `{v}`")
+            })?,
+        };
+        let webhook_secret = get("PMA_SSO_WEBHOOK_SECRET")
+            .filter(|s| !s.trim().is_empty())
+            .map(SecretString::from)
+            .ok_or_else(|| {
+                "PMA_SSO_WEBHOOK_SECRET is not set (in the environment or in .env): the webhook \
+                 refuses to run without its shared secret; `pma-sso webhook install` creates one"
+                    .to_owned()
+            })?;
+        let cron_text = get("PMA_SSO_SWEEP_CRON").unwrap_or_else(|| DEFAULT_SWEEP_CRON.into());
+        let sweep_cron = parse_cron(&cron_text)?;
+        let leader_retry = match get("PMA_SSO_LEADER_RETRY") {
+            None => Duration::from_secs(15),
+            Some(v) => worker::pipeline::parse_duration(&v).ok_or_else(|| {
+                "PMA_SSO_LEADER_RETRY is invalid: expected a duration such as 15s".to_owned()
+            })?,
+        };
+        Ok(ServeSettings {
+            webhook_addr,
+            webhook_secret,
+            own_user: get("PMA_SSO_AUTHENTIK_USER").filter(|u| !u.is_empty()),
+            sweep_cron,
+            leader_retry,
+        })
+    }
+}
+
+/// A cron expression of 5 fields, or 6 with seconds first.
+pub fn parse_cron(text: &str) -> Result<Cron, String> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .build()
+        .parse(text)
+        .map_err(|e| format!("PMA_SSO_SWEEP_CRON is invalid (`{text}`): {e}"))
+}
+
+/// Everything `serve` runs, built by the command (or a test).
+pub struct Serve {
+    pub settings: ServeSettings,
+    pub pipeline: PipelineSettings,
+    pub packages_dir: PathBuf,
+    /// Resolved before start-up: configured, or the token's own username.
+    pub own_user: Option<String>,
+    pub jobs: Arc<JobClient>,
+}
+
+impl Serve {
+    /// Bind the webhook listener; fails early (before anything else starts) when the address
+    /// is taken.
+    pub async fn bind(&self) -> std::io::Result<tokio::net::TcpListener> {
+        tokio::net::TcpListener::bind(self.settings.webhook_addr).await
+    }
+
+    /// Run until `shutdown`: webhook server, sweep leader, relay.
+    pub async fn run(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
+        let relay = Relay {
+            db: self.jobs.db.clone(),
+            amqp_url: self.pipeline.amqp_url.clone(),
+            topology: self.pipeline.topology(),
+            lease: self.pipeline.lease,
+            interval: self.pipeline.relay_interval,
+        };
+        let relay = tokio::spawn(relay.run(shutdown.clone()));
+        let leader = leader::Leader {
+            database_url: self.pipeline.database_url.clone(),
+            cron: self.settings.sweep_cron.clone(),
+            retry: self.settings.leader_retry,
+            jobs: self.jobs.clone(),
+        };
+        let leader = tokio::spawn(leader.run(shutdown.clone()));
+        let app = webhook::router(Arc::new(webhook::Webhook {
+            secret: self.settings.webhook_secret.clone(),
+            own_user: self.own_user.clone(),
+            packages_dir: self.packages_dir.clone(),
+            jobs: self.jobs.clone(),
+        }));
+        let stop = shutdown.clone();
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        // The server may end on its own (an accept error): stop the rest with it.
+        shutdown.cancel();
+        let _ = relay.await;
+        let _ = leader.await;
+        served
+    }
+}

@@ -1,0 +1,285 @@
+//! `pma-sso serve`: its settings, the sweep leader, and a shared pipeline harness for the
+//! webhook and sweep tests (a database of its own, uuid-named queues deleted at the end).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use producer::serve::leader::{Leader, LeaderLock};
+use testkit::pg::TestDb;
+use tokio_util::sync::CancellationToken;
+use worker::pipeline::client::JobClient;
+use worker::pipeline::queue::{self, Publisher};
+use worker::pipeline::{PipelineSettings, db};
+
+pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// A test's own database and queues.
+pub struct Pipeline {
+    pub db: TestDb,
+    pub settings: PipelineSettings,
+    pub jobs: Arc<JobClient>,
+}
+
+/// One recorded job, as the tests look at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobView {
+    pub service: String,
+    pub action: String,
+    pub trigger: String,
+    pub trigger_ref: Option<String>,
+    pub status: String,
+}
+
+impl Pipeline {
+    pub async fn start() -> Pipeline {
+        let db = TestDb::new().await;
+        let mut settings = PipelineSettings::from_lookup(&|_| None).expect("defaults");
+        settings.database_url = db.url.clone();
+        settings.amqp_url = AMQP.into();
+        settings.queue_prefix = format!("pma-sso-serve-{}", uuid::Uuid::new_v4().simple());
+        settings.queue_expires = Some(Duration::from_secs(600));
+        settings.http_addr = None;
+        let jobs = Arc::new(JobClient::connect(&settings).await.expect("job client"));
+        Pipeline { db, settings, jobs }
+    }
+
+    pub fn pool(&self) -> &sqlx::PgPool {
+        &self.jobs.db
+    }
+
+    pub async fn publisher(&self) -> (lapin::Connection, Publisher) {
+        let conn = queue::connect(AMQP).await.expect("broker");
+        let publisher = Publisher::new(&conn).await.expect("publisher");
+        (conn, publisher)
+    }
+
+    /// Every job row, oldest first.
+    pub async fn jobs(&self) -> Vec<JobView> {
+        let rows: Vec<(String, String, String, Option<String>, String)> = sqlx::query_as(
+            "select service, action, trigger, trigger_ref, status from jobs order by created_at, service",
+        )
+        .fetch_all(self.pool())
+        .await
+        .expect("jobs");
+        rows.into_iter()
+            .map(|(service, action, trigger, trigger_ref, status)| JobView {
+                service,
+                action,
+                trigger,
+                trigger_ref,
+                status,
+            })
+            .collect()
+    }
+
+    /// Delete this test's queues (they also expire on their own if the test dies).
+    pub async fn finish(self) {
+        let t = self.settings.topology();
+        if let Ok(conn) = queue::connect(AMQP).await {
+            if let Ok(channel) = conn.create_channel().await {
+                let mut names = vec![t.work_queue(), t.dead_queue()];
+                names.extend(t.delay_tiers.iter().map(|d| t.delay_queue(*d)));
+                for name in names {
+                    let _ = channel.queue_delete(name.into(), Default::default()).await;
+                }
+            }
+            let _ = conn.close(200, "bye".into()).await;
+        }
+        self.jobs.db.close().await;
+    }
+}
+
+/// Packages of the given bundled services in a temporary directory, and a `.env`.
+pub fn platform_dir(services: &[&str], env: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tmp");
+    for s in services {
+        crate::cli::copy_package(s, dir.path());
+    }
+    std::fs::write(dir.path().join(".env"), env).expect("env");
+    dir
+}
+
+pub fn context(dir: &Path) -> worker::Context {
+    let env = dir.join(".env").display().to_string();
+    let settings = worker::Settings::from_lookup(&move |key| match key {
+        "PMA_SSO_ENV_FILE" => Some(env.clone()),
+        _ => None,
+    })
+    .expect("settings");
+    worker::Context::new(settings).expect("context")
+}
+
+#[tokio::test]
+async fn serve_refuses_to_start_without_a_webhook_secret() {
+    let dir = platform_dir(
+        &["grafana"],
+        "DOMAIN=example.org\nAUTHENTIK_URL=http://127.0.0.1:9\nAUTHENTIK_TOKEN=t\n",
+    );
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_pma-sso"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PMA_SSO_ENV_FILE", dir.path().join(".env"))
+        .output()
+        .await
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("PMA_SSO_WEBHOOK_SECRET is not set"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_bad_sweep_schedule_is_named() {
+    let err = producer::serve::ServeSettings::from_lookup(&|k| match k {
+        "PMA_SSO_WEBHOOK_SECRET" => Some("s3cret".into()),
+        "PMA_SSO_SWEEP_CRON" => Some("every now and then".into()),
+        _ => None,
+    })
+    .expect_err("bad cron");
+    assert!(err.starts_with("PMA_SSO_SWEEP_CRON is invalid"), "{err}");
+    let ok = producer::serve::ServeSettings::from_lookup(&|k| {
+        (k == "PMA_SSO_WEBHOOK_SECRET").then(|| "s3cret".into())
+    })
+    .expect("defaults");
+    assert_eq!(ok.webhook_addr.to_string(), "0.0.0.0:8080");
+    assert_eq!(ok.sweep_cron.pattern.to_string(), "*/15 * * * *");
+}
+
+#[tokio::test]
+async fn only_one_serve_leads_and_a_follower_takes_over_when_it_goes() {
+    let db = TestDb::new().await;
+    let first = LeaderLock::try_acquire(&db.url)
+        .await
+        .expect("db")
+        .expect("the first leads");
+    assert!(
+        LeaderLock::try_acquire(&db.url)
+            .await
+            .expect("db")
+            .is_none(),
+        "a second serve must follow"
+    );
+    first.release().await;
+    let second = LeaderLock::try_acquire(&db.url).await.expect("db");
+    assert!(
+        second.is_some(),
+        "the follower leads once the leader is gone"
+    );
+    if let Some(lock) = second {
+        lock.release().await;
+    }
+}
+
+#[tokio::test]
+async fn the_leader_enqueues_the_sweep_on_its_schedule() {
+    let p = Pipeline::start().await;
+    // Migrations ran in JobClient::connect; make sure the jobs table is empty.
+    db::migrate(p.pool()).await.expect("migrate");
+    let stop = CancellationToken::new();
+    let leader = |jobs| Leader {
+        database_url: p.db.url.clone(),
+        cron: producer::serve::parse_cron("* * * * * *").expect("every second"),
+        retry: Duration::from_millis(200),
+        jobs,
+    };
+    let a = tokio::spawn(leader(p.jobs.clone()).run(stop.clone()));
+    let b = tokio::spawn(leader(p.jobs.clone()).run(stop.clone()));
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), a).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), b).await;
+    let jobs = p.jobs().await;
+    assert!(!jobs.is_empty(), "no sweep was enqueued");
+    for job in &jobs {
+        assert_eq!(
+            (
+                job.service.as_str(),
+                job.action.as_str(),
+                job.trigger.as_str()
+            ),
+            ("*", "sweep", "cron")
+        );
+    }
+    // No worker runs, so ticks after the first coalesce into the one waiting sweep; two
+    // leaders would still make only one (the lock), never two waiting sweeps.
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    p.finish().await;
+}
+
+#[tokio::test]
+async fn serve_receives_webhooks_and_stops_cleanly_on_sigterm() {
+    let sim = testkit::AuthentikSim::new(crate::cli::TOKEN).start().await;
+    let dir = platform_dir(
+        &["grafana"],
+        &format!(
+            "DOMAIN=example.org\nAUTHENTIK_URL={}\nAUTHENTIK_TOKEN={}\nPMA_SSO_WEBHOOK_SECRET=s3cret-s3cret\n",
+            sim.base_url(),
+            crate::cli::TOKEN
+        ),
+    );
+    let p = Pipeline::start().await;
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
+        probe.local_addr().expect("addr").port()
+    };
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pma-sso"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PMA_SSO_ENV_FILE", dir.path().join(".env"))
+        .env("DATABASE_URL", &p.db.url)
+        .env("AMQP_URL", AMQP)
+        .env("PMA_SSO_QUEUE_PREFIX", &p.settings.queue_prefix)
+        .env("PMA_SSO_QUEUE_EXPIRES", "600s")
+        .env("PMA_SSO_WEBHOOK_ADDR", format!("127.0.0.1:{port}"))
+        .env("PMA_SSO_AUTHENTIK_USER", "pma-sso")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let url = format!("http://127.0.0.1:{port}/webhooks/authentik");
+    let body = serde_json::json!({"event_uuid": "1b2c3d4e-0000-4000-8000-000000000001",
+        "action": "model_updated", "model_app": "authentik_core", "model_name": "application",
+        "model_pk": "00000000000040008000000000000001", "object_name": "Grafana", "event_user": "akadmin"});
+    let http = reqwest::Client::new();
+    let mut status = None;
+    for _ in 0..100 {
+        match http
+            .post(&url)
+            .header("X-PMA-SSO-Token", "s3cret-s3cret")
+            .json(&body)
+            .send()
+            .await
+        {
+            Ok(r) => {
+                status = Some(r.status());
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert_eq!(status, Some(reqwest::StatusCode::OK));
+    let jobs = p.jobs().await;
+    assert_eq!(
+        jobs.iter()
+            .map(|j| (j.service.as_str(), j.action.as_str(), j.trigger.as_str()))
+            .collect::<Vec<_>>(),
+        [("grafana", "check", "webhook")]
+    );
+    let pid = child.id().expect("pid");
+    // SIGTERM, as `docker compose stop` sends it.
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let exit = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("serve stops within 15s")
+        .expect("wait");
+    assert_eq!(exit.code(), Some(0));
+    p.finish().await;
+}
