@@ -17,7 +17,7 @@ pub async fn run(
     out: &mut dyn Write,
 ) -> Status {
     let rows = if opts.inline {
-        run_inline(ctx, action, service).await
+        run_inline(ctx, action, service, opts.json).await
     } else {
         run_queued(ctx, opts, action, service).await
     };
@@ -44,6 +44,7 @@ async fn run_inline(
     ctx: &Context,
     action: Action,
     service: Option<&str>,
+    json: bool,
 ) -> Result<Vec<(String, Row)>, String> {
     if action == Action::Check {
         return Ok(match service {
@@ -65,7 +66,10 @@ async fn run_inline(
         None => ctx.service_names().map_err(|e| e.to_string())?,
     };
     let mut rows = Vec::with_capacity(names.len());
-    for name in names {
+    let progress = super::progress::enabled(json, names.len());
+    let total = names.len();
+    for (done, name) in names.into_iter().enumerate() {
+        super::progress::tick(progress, action, done, total, &name);
         let kind = kind_of(ctx, &name);
         let row = match ctx.apply(&name, action).await {
             Ok(applied) => Row::Applied { kind, applied },
@@ -76,6 +80,7 @@ async fn run_inline(
         };
         rows.push((name, row));
     }
+    super::progress::clear(progress);
     Ok(rows)
 }
 
@@ -109,10 +114,17 @@ async fn run_queued(
             .map_err(|e| e.to_string())?;
         ids.push(enqueued.id);
     }
+    let watch = super::progress::Watch::start(
+        super::progress::enabled(opts.json, ids.len()),
+        client.db.clone(),
+        ids.clone(),
+        action,
+    );
     let jobs = client
         .wait(&ids, opts.pickup_timeout, opts.wait_timeout)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await;
+    watch.finish();
+    let jobs = jobs.map_err(|e| e.to_string())?;
     client.close().await;
     Ok(jobs
         .into_iter()
@@ -123,6 +135,14 @@ async fn run_queued(
                     Row::Checked(report)
                 }
                 Some(Outcome::Applied { applied }) => Row::Applied { kind, applied },
+                // Not produced by these commands; `pma-sso sweep` prints sweeps.
+                Some(Outcome::Swept { sweep }) => Row::Applied {
+                    kind,
+                    applied: Applied {
+                        actions: vec![sweep.line()],
+                        restart: Vec::new(),
+                    },
+                },
                 Some(Outcome::Failed { reason, .. }) => Row::Error {
                     kind,
                     message: if job.status == JobStatus::Dead {

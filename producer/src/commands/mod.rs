@@ -1,6 +1,17 @@
 //! One file per operator command; `cli.rs` parses and dispatches.
 
+pub mod adopt;
+pub mod enqueue;
+pub mod git_hook;
+pub mod history;
+pub mod init;
 pub mod jobs;
+pub mod orphans;
+pub mod progress;
+pub mod retry;
+pub mod serve;
+pub mod status;
+pub mod webhook;
 
 use std::time::Duration;
 

@@ -1,0 +1,59 @@
+//! `history <svc>` on real PostgreSQL: jobs newest first, with their attempts and outcomes.
+
+use crate::status::Harness;
+
+#[tokio::test]
+async fn history_lists_recent_jobs_with_trigger_outcome_drift_and_actions() {
+    let h = Harness::start(&["grafana"]).await;
+    let (code, out) = h.pma(&["check", "grafana"]).await;
+    assert_eq!(code, 1, "{out}");
+    let (code, out) = h.pma(&["add", "grafana"]).await;
+    assert_eq!(code, 0, "{out}");
+
+    let (code, out) = h.pma(&["history", "grafana"]).await;
+    assert_eq!(code, 0, "{out}");
+    let heads: Vec<&str> = out.lines().filter(|l| !l.starts_with(' ')).collect();
+    assert_eq!(heads.len(), 2, "{out}");
+    assert!(
+        heads[0].contains("  add cli  succeeded  updated  job "),
+        "newest first: {out}"
+    );
+    assert!(
+        heads[1].contains("  check cli  succeeded  drifted  job "),
+        "{out}"
+    );
+    assert!(out.contains("    attempt 1 20"), "{out}");
+    assert!(
+        out.contains("    did: created provider pma-sso-grafana"),
+        "{out}"
+    );
+    assert!(out.contains("    drift: authentik app missing"), "{out}");
+    // Secrets are never in outcomes, so never in history.
+    let env = std::fs::read_to_string(h.dir.path().join(".env")).expect("env");
+    let secret = env
+        .lines()
+        .find_map(|l| l.strip_prefix("GRAFANA_SSO_CLIENT_SECRET="))
+        .expect("secret stored by add");
+    assert!(!out.contains(secret));
+
+    let (code, out) = h.pma(&["history", "grafana", "--limit", "1"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| !l.starts_with(' ')).count(),
+        1,
+        "{out}"
+    );
+
+    let (code, out) = h.pma(&["--json", "history", "grafana"]).await;
+    assert_eq!(code, 0, "{out}");
+    let jobs: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(jobs[1]["action"], "check");
+    assert_eq!(jobs[1]["trigger"], "cli");
+    assert_eq!(jobs[1]["outcome"], "drifted");
+    assert_eq!(jobs[1]["attempts"][0]["outcome"], "drifted");
+    assert_eq!(jobs[1]["details"][0], "drift: authentik app missing");
+
+    let (code, out) = h.pma(&["history", "redmine"]).await;
+    assert_eq!((code, out.as_str()), (0, "redmine: no jobs recorded\n"));
+    h.finish().await;
+}

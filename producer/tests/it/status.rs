@@ -1,0 +1,194 @@
+//! `status` on real PostgreSQL, fed by a worker running the jobs. Also holds the harness the
+//! operator-command tests share: authentik stand-in, packages, a database of its own,
+//! uuid-named queues and an in-process worker.
+
+use std::process::Output;
+use std::sync::Arc;
+use std::time::Duration;
+
+use testkit::pg::TestDb;
+use tokio_util::sync::CancellationToken;
+use worker::pipeline::worker::{Health, Worker};
+use worker::pipeline::{PipelineSettings, db};
+
+use crate::cli::{TOKEN, copy_package};
+
+pub struct Harness {
+    pub sim: testkit::SimHandle,
+    pub dir: tempfile::TempDir,
+    pub pool: sqlx::PgPool,
+    pub pipeline: PipelineSettings,
+    env: Vec<(&'static str, String)>,
+    stop: CancellationToken,
+    running: tokio::task::JoinHandle<()>,
+    _db: TestDb,
+}
+
+impl Harness {
+    pub async fn start(services: &[&str]) -> Harness {
+        let sim = testkit::AuthentikSim::new(TOKEN).start().await;
+        let dir = tempfile::tempdir().expect("tmp");
+        for s in services {
+            copy_package(s, dir.path());
+        }
+        std::fs::write(
+            dir.path().join(".env"),
+            format!(
+                "DOMAIN=example.org\nAUTHENTIK_URL={}\nAUTHENTIK_TOKEN={TOKEN}\nPMA_SSO_EXEC_RUNNER=true\n",
+                sim.base_url()
+            ),
+        )
+        .expect("env");
+        let test_db = TestDb::new().await;
+        let env = vec![
+            ("DATABASE_URL", test_db.url.clone()),
+            ("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f".into()),
+            (
+                "PMA_SSO_QUEUE_PREFIX",
+                format!("pma-sso-ops-{}", uuid::Uuid::new_v4().simple()),
+            ),
+            ("PMA_SSO_QUEUE_EXPIRES", "600s".into()),
+            ("PMA_SSO_DELAY_TIERS", "200ms,1s".into()),
+            ("PMA_SSO_LOG", "error".into()),
+        ];
+        let lookup = |key: &str| env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
+        let mut pipeline = PipelineSettings::from_lookup(&lookup).expect("settings");
+        pipeline.http_addr = None;
+        let pool = db::connect(&pipeline.database_url, pipeline.concurrency)
+            .await
+            .expect("db");
+        db::migrate(&pool).await.expect("migrate");
+        let env_file = dir.path().join(".env").display().to_string();
+        let settings = worker::Settings::from_lookup(&|key| match key {
+            "PMA_SSO_ENV_FILE" => Some(env_file.clone()),
+            _ => None,
+        })
+        .expect("flow settings");
+        let worker = Arc::new(Worker {
+            ctx: Arc::new(worker::Context::new(settings).expect("ctx")),
+            db: pool.clone(),
+            topology: pipeline.topology(),
+            settings: pipeline.clone(),
+            health: Arc::new(Health::default()),
+        });
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(worker.run(stop.clone()));
+        Harness {
+            sim,
+            dir,
+            pool,
+            pipeline,
+            env,
+            stop,
+            running,
+            _db: test_db,
+        }
+    }
+
+    /// Run `pma-sso` as an operator would, with this harness's pipeline.
+    pub async fn pma(&self, args: &[&str]) -> (i32, String) {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pma-sso"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PMA_SSO_ENV_FILE", self.dir.path().join(".env"));
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = cmd.output().await.expect("run pma-sso");
+        let err = String::from_utf8_lossy(&stderr);
+        assert!(!err.contains("panicked"), "{err}");
+        (
+            status.code().expect("exit code"),
+            String::from_utf8_lossy(&stdout).into_owned(),
+        )
+    }
+
+    pub fn remove_package(&self, name: &str) {
+        std::fs::remove_dir_all(self.dir.path().join("packages").join(name)).expect("rm");
+    }
+
+    /// Stop the worker and delete the queues.
+    pub async fn finish(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.running).await;
+        delete_queues(&self.pipeline).await;
+    }
+}
+
+pub async fn delete_queues(settings: &PipelineSettings) {
+    let t = settings.topology();
+    let Ok(conn) = worker::pipeline::queue::connect(&settings.amqp_url).await else {
+        return;
+    };
+    if let Ok(channel) = conn.create_channel().await {
+        let mut names = vec![t.work_queue(), t.dead_queue()];
+        names.extend(t.delay_tiers.iter().map(|d| t.delay_queue(*d)));
+        for name in names {
+            let _ = channel.queue_delete(name.into(), Default::default()).await;
+        }
+    }
+    let _ = conn.close(200, "bye".into()).await;
+}
+
+pub fn line_for<'a>(out: &'a str, prefix: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in:\n{out}"))
+}
+
+#[tokio::test]
+async fn status_shows_last_result_times_and_the_reason_from_recorded_state() {
+    let h = Harness::start(&["grafana", "redmine"]).await;
+    let (code, out) = h.pma(&["status"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out,
+        "· grafana — never checked\n· redmine — never checked\n"
+    );
+
+    let (code, out) = h.pma(&["check", "grafana"]).await;
+    assert_eq!(code, 1, "{out}");
+    let requests = h.sim.requests().len();
+    let (code, out) = h.pma(&["status"]).await;
+    assert_eq!(code, 1, "red → exit 1: {out}");
+    let red = line_for(&out, "❌ grafana — red, checked 20");
+    assert!(
+        red.contains(", changed never: authentik app missing"),
+        "{red}"
+    );
+    assert_eq!(line_for(&out, "· redmine"), "· redmine — never checked");
+    assert_eq!(
+        h.sim.requests().len(),
+        requests,
+        "status never calls authentik"
+    );
+
+    let (code, out) = h.pma(&["fix", "grafana"]).await;
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = h.pma(&["check", "grafana"]).await;
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = h.pma(&["status"]).await;
+    assert_eq!(code, 0, "{out}");
+    let green = line_for(&out, "✓ grafana — green, checked 20");
+    assert!(
+        !green.contains("changed never"),
+        "the fix changed it: {green}"
+    );
+    assert!(!green.contains("authentik app missing"), "{green}");
+
+    let (code, out) = h.pma(&["--json", "status"]).await;
+    assert_eq!(code, 0, "{out}");
+    let rows: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(rows[0]["service"], "grafana");
+    assert_eq!(rows[0]["result"], "green");
+    assert!(rows[0]["checked_at"].is_string());
+    assert!(rows[0]["changed_at"].is_string());
+    assert_eq!(rows[1]["result"], "never checked");
+    h.finish().await;
+}
