@@ -50,6 +50,69 @@ pub enum Command {
     Fix { service: String },
     /// `fix` for every service.
     FixAll,
+    /// Run the authentik webhook receiver, the cron sweep (one leader among several `serve`s)
+    /// and the relay, until SIGTERM/SIGINT.
+    Serve,
+    /// Check every service from one bulk read of authentik now, through the queue; enqueues
+    /// `add` for unconfigured services and `fix` for drifted ones with `auto_fix`.
+    Sweep,
+    /// Git hooks that enqueue jobs for the manifests a commit, merge or rewrite changed.
+    GitHook {
+        #[command(subcommand)]
+        command: commands::git_hook::GitHookCommand,
+    },
+    /// Record jobs for the manifests a git range changed (what the git hooks run). Never fails:
+    /// without the database, requests wait in a local spool.
+    Enqueue {
+        /// `<from>..<to>`, e.g. `HEAD^..HEAD`.
+        #[arg(long)]
+        changed: Option<String>,
+        /// Only replay spooled requests (every `enqueue` replays them first anyway).
+        #[arg(long)]
+        replay_spool: bool,
+        /// The git repository (default: the working directory).
+        #[arg(long)]
+        repo: Option<std::path::PathBuf>,
+    },
+    /// One line per service from the recorded state: last result, when, the reason if red.
+    Status,
+    /// A service's recent jobs and their attempts.
+    History {
+        service: String,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// authentik applications made by pma-sso that no manifest claims; `--prune` deletes them.
+    Orphans {
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Take over an application pma-sso did not create: show how it differs; `--yes` marks it ours.
+    Adopt {
+        service: String,
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Create pma-sso's own service account and API token in authentik (stored in .env). The
+    /// admin token comes from AUTHENTIK_ADMIN_TOKEN or stdin, never from the command line.
+    Init {
+        /// Read the admin token from the first line of stdin instead of AUTHENTIK_ADMIN_TOKEN.
+        #[arg(long)]
+        admin_token_stdin: bool,
+    },
+    /// authentik's side of the webhook receiver.
+    Webhook {
+        #[command(subcommand)]
+        command: commands::webhook::WebhookCommand,
+    },
+    /// Re-enqueue a dead or failed job, or every dead (`--dead`) or failed (`--failed`) one.
+    Retry {
+        job: Option<String>,
+        #[arg(long)]
+        dead: bool,
+        #[arg(long)]
+        failed: bool,
+    },
 }
 
 /// Exit status of a run.
@@ -61,6 +124,24 @@ pub enum Status {
 }
 
 pub async fn run(cli: Cli, out: &mut dyn Write) -> Status {
+    // The git hook's commands run before authentik settings are read: a commit must never wait
+    // on, or fail because of, anything but the job store.
+    match &cli.command {
+        Command::GitHook { command } => return commands::git_hook::run(command, out),
+        Command::Enqueue {
+            changed,
+            replay_spool,
+            repo,
+        } => {
+            return commands::enqueue::run(changed.as_deref(), *replay_spool, repo.as_deref(), out)
+                .await;
+        }
+        // Before settings: there is no AUTHENTIK_TOKEN yet.
+        Command::Init { admin_token_stdin } => {
+            return commands::init::run(*admin_token_stdin, out).await;
+        }
+        _ => {}
+    }
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => return fail(out, &format!("settings: {e}")),
@@ -89,6 +170,23 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Status {
             commands::jobs::run(&ctx, &opts, Action::Fix, Some(&service), false, out).await
         }
         Command::FixAll => commands::jobs::run(&ctx, &opts, Action::Fix, None, false, out).await,
+        Command::Serve => commands::serve::serve(&ctx, out).await,
+        Command::Sweep => commands::serve::sweep(&ctx, &opts, out).await,
+        Command::GitHook { .. } | Command::Enqueue { .. } | Command::Init { .. } => {
+            unreachable!("dispatched above")
+        }
+        Command::Webhook { command } => commands::webhook::run(&ctx, &command, out).await,
+        Command::Status => commands::status::run(&ctx, &opts, out).await,
+        Command::History { service, limit } => {
+            commands::history::run(&ctx, &opts, &service, limit, out).await
+        }
+        Command::Orphans { prune } => commands::orphans::run(&ctx, &opts, prune, out).await,
+        Command::Adopt { service, yes } => {
+            commands::adopt::run(&ctx, &opts, &service, yes, out).await
+        }
+        Command::Retry { job, dead, failed } => {
+            commands::retry::run(&ctx, &opts, job.as_deref(), dead, failed, out).await
+        }
     }
 }
 

@@ -114,6 +114,9 @@ pub enum FlowError {
         "gave up after {attempts} attempts that never finished (the worker died mid-job each time)"
     )]
     Abandoned { attempts: i32 },
+    /// A sweep could not record its per-service outcomes or enqueue follow-up jobs.
+    #[error("recording the sweep: {0}")]
+    SweepRecord(String),
     #[error("a {kind} service has no OAuth2 client")]
     NoOAuthClient { kind: schemas::SsoKind },
     /// Dispatch sends each type to its own flow; reaching another one is a bug, reported as such.
@@ -194,7 +197,10 @@ impl FlowError {
             FlowError::Deliver { source, .. } => source.is_transient(),
             // Abandoned counts as transient so the retry policy, seeing the attempts used up,
             // dead-letters it instead of failing it as an operator error.
-            FlowError::TimedOut { .. } | FlowError::LockLost | FlowError::Abandoned { .. } => true,
+            FlowError::TimedOut { .. }
+            | FlowError::LockLost
+            | FlowError::Abandoned { .. }
+            | FlowError::SweepRecord(_) => true,
             FlowError::WikijsAdminKey(e)
             | FlowError::WikijsReadHost(e)
             | FlowError::WikijsSetHost(e)

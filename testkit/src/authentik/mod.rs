@@ -7,7 +7,9 @@
 mod api;
 mod applications;
 mod faults;
+mod identity;
 mod list;
+mod notifications;
 mod outposts;
 mod property_mappings;
 mod providers;
@@ -263,6 +265,50 @@ impl SimHandle {
     /// Every outpost, in authentik's response shape.
     pub fn outposts(&self) -> Vec<Value> {
         self.shared.store().all_outposts()
+    }
+
+    /// Accept `key` as an API token of `username` (a new user unless one exists; `superuser`
+    /// puts a new one in `authentik Admins`): `me` then answers as that user. Returns its pk.
+    pub fn add_token(&self, key: &str, username: &str, superuser: bool) -> i64 {
+        let mut store = self.shared.store();
+        let pk = store.identity.add_user(username, superuser);
+        store.identity.add_api_token(key, pk);
+        pk
+    }
+
+    /// Every user, in the user list's shape.
+    pub fn users(&self) -> Vec<Value> {
+        self.shared.store().identity.all_users()
+    }
+
+    /// Every group, in the group list's shape (`users` holds member pks).
+    pub fn groups(&self) -> Vec<Value> {
+        self.shared.store().identity.all_groups()
+    }
+
+    /// Every token, in the token list's shape (without keys).
+    pub fn tokens(&self) -> Vec<Value> {
+        self.shared.store().identity.all_tokens()
+    }
+
+    /// The stored fields of every notification-pipeline object of one kind: `"mappings"`
+    /// (webhook mappings), `"transports"`, `"policies"` (event matchers), `"rules"` or
+    /// `"bindings"`.
+    ///
+    /// # Panics
+    /// On any other kind (a test bug).
+    pub fn notification_objects(&self, kind: &str) -> Vec<Value> {
+        let store = self.shared.store();
+        let n = &store.notifications;
+        let objects = match kind {
+            "mappings" => &n.mappings,
+            "transports" => &n.transports,
+            "policies" => &n.policies,
+            "rules" => &n.rules,
+            "bindings" => &n.bindings,
+            other => panic!("notification_objects: unknown kind {other:?}"),
+        };
+        objects.iter().cloned().map(Value::Object).collect()
     }
 
     /// Every request received since start (or the last [`SimHandle::reset_requests`]), in the

@@ -137,6 +137,8 @@ pub(crate) struct Store {
     /// Writable fields plus `pk` of each outpost.
     pub outposts: Vec<Map<String, Value>>,
     pub me: Value,
+    pub identity: super::identity::Identity,
+    pub notifications: super::notifications::Notifications,
     /// `scheme://host` of the request being answered: authentik builds the SAML providers'
     /// `url_*` fields from the request, not from its configuration.
     pub origin: String,
@@ -158,6 +160,8 @@ impl Store {
             saml_mappings: seed::saml_mappings(),
             outposts: vec![seed::embedded_outpost()],
             me: seed::me(),
+            identity: super::identity::Identity::seeded(),
+            notifications: super::notifications::Notifications::default(),
             origin: "http://localhost".into(),
         }
     }

@@ -6,6 +6,7 @@ mod errors;
 mod faults;
 mod frappe;
 mod keypairs;
+mod notifications;
 mod outposts;
 mod pagination;
 mod providers;

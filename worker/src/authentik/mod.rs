@@ -5,7 +5,10 @@
 //! size authentik honours (100), and application lists always carry `superuser_full_list=true`,
 //! which bypasses authentik's stale per-user list cache.
 
+pub mod cleanup;
 mod error;
+mod identity;
+mod notifications;
 mod types;
 
 use std::time::Duration;
@@ -15,6 +18,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use error::{AuthentikError, FieldErrors};
+pub use identity::{Group, Me, ServiceAccount, Token, User};
+pub use notifications::{
+    EventMatcherPolicy, NotificationMapping, NotificationRule, NotificationTransport,
+    PolicyBinding, WEBHOOK_SECRET_ENV, WEBHOOK_SECRET_HEADER,
+};
 pub use types::{
     Application, CertificateKeyPair, Flow, OAuth2Provider, Outpost, Page, ProxyProvider,
     RedirectUri, SamlPropertyMapping, SamlProvider, ScopeMapping,

@@ -95,6 +95,15 @@ pub fn check(spec: &AppSpec, app: Option<&Application>, provider_pk: Option<i64>
     }
 }
 
+/// `adopt`'s preview: the application as it will be once marked ours, so the flows' own check
+/// reports how it differs from the manifest instead of only "not managed by pma-sso".
+pub fn as_adopted(app: &Application) -> Application {
+    Application {
+        meta_publisher: PUBLISHER.to_owned(),
+        ..app.clone()
+    }
+}
+
 /// Never touch what is not ours: called before anything is created.
 pub fn refuse_foreign(slug: &str, app: Option<&Application>) -> Result<(), FlowError> {
     match app {

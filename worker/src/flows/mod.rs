@@ -26,7 +26,7 @@ use crate::live::Live;
 use crate::render::{Extras, Scope};
 use crate::report::{Applied, Drift, Report};
 
-pub use application::PUBLISHER;
+pub use application::{PUBLISHER, as_adopted};
 
 /// The service a flow works on: its package and the `.env` as read at the start of the job.
 pub struct Service<'a> {

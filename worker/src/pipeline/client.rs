@@ -75,9 +75,9 @@ impl JobClient {
         trigger: Trigger,
         trigger_ref: Option<&str>,
     ) -> Result<Enqueued, ClientError> {
-        let name: schemas::ServiceName = service
-            .parse()
-            .map_err(|_| ClientError::BadService(service.to_owned()))?;
+        if !JobMessage::valid_target(service, action) {
+            return Err(ClientError::BadService(service.to_owned()));
+        }
         let (id, coalesced) = db::insert_or_coalesce(
             &self.db,
             service,
@@ -91,7 +91,7 @@ impl JobClient {
         if !coalesced {
             let body = serde_json::to_vec(&JobMessage {
                 job_id: id.to_string(),
-                service: name,
+                service: service.to_owned(),
                 action,
             })
             .unwrap_or_default();

@@ -259,11 +259,31 @@ pub async fn finish_attempt(
     .bind(duration.as_millis().min(i32::MAX as u128) as i32)
     .execute(&mut *tx)
     .await?;
+    // A sweep's own row covers every service; each service's state comes from its check row.
+    if !matches!(outcome, Outcome::Swept { .. }) {
+        record_service_state(&mut tx, &job.service, job.id, outcome).await?;
+    }
+    sqlx::query("select pg_notify('pma_sso_jobs', $1)")
+        .bind(job.id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Upsert what `status` reads for one service after one of its jobs ended: its last result,
+/// and the authentik object ids a check saw (kept when this outcome carries none).
+pub async fn record_service_state(
+    conn: &mut sqlx::PgConnection,
+    service: &str,
+    job_id: Uuid,
+    outcome: &Outcome,
+) -> Result<(), DbError> {
     let objects = match outcome {
         Outcome::InSync { report } | Outcome::Drifted { report } if !report.objects.is_empty() => {
             Some(
                 serde_json::to_value(&report.objects)
-                    .map_err(|_| DbError::Corrupt(job.id, "objects"))?,
+                    .map_err(|_| DbError::Corrupt(job_id, "objects"))?,
             )
         }
         _ => None,
@@ -273,11 +293,12 @@ pub async fn finish_attempt(
         Outcome::Drifted { report } => ("drifted", report.line(), true, false),
         Outcome::Applied { applied } => (
             "in_sync",
-            applied.line(&job.service, "?"),
+            applied.line(service, "?"),
             false,
             !applied.actions.is_empty(),
         ),
         Outcome::Failed { reason, .. } => ("error", reason.clone(), false, false),
+        Outcome::Swept { sweep } => ("in_sync", sweep.line(), false, false),
     };
     sqlx::query(
         "insert into service_state (service, last_status, last_summary, last_job, last_check_at, last_change_at, authentik_ids, updated_at)
@@ -290,20 +311,15 @@ pub async fn finish_attempt(
             last_change_at = coalesce(excluded.last_change_at, service_state.last_change_at),
             updated_at = now()",
     )
-    .bind(&job.service)
+    .bind(service)
     .bind(service_status)
     .bind(&summary)
-    .bind(job.id)
+    .bind(job_id)
     .bind(checked)
     .bind(changed)
     .bind(&objects)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
-    sqlx::query("select pg_notify('pma_sso_jobs', $1)")
-        .bind(job.id.to_string())
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
     Ok(())
 }
 

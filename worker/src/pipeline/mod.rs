@@ -4,9 +4,11 @@
 pub mod client;
 pub mod db;
 pub mod http;
+pub mod queries;
 pub mod queue;
 pub mod relay;
 pub mod retry;
+pub mod sweep;
 pub mod worker;
 
 use std::net::SocketAddr;

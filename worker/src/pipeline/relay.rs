@@ -28,9 +28,9 @@ impl Relay {
             .map_err(|e| e.to_string())?;
         let mut sent = 0;
         for (id, service, action) in due {
-            let Ok(service) = service.parse() else {
+            if !JobMessage::valid_target(&service, action) {
                 continue;
-            };
+            }
             let body = serde_json::to_vec(&JobMessage {
                 job_id: id.to_string(),
                 service,

@@ -121,10 +121,11 @@ impl Worker {
         // Attaching a proxy provider is a read-modify-write of the outpost's whole provider
         // list, shared by every proxy service: serialise those across processes too. Always
         // taken after the service lock, so the order is fixed and cannot deadlock.
-        let is_proxy = self
-            .ctx
-            .package(&job.service)
-            .is_ok_and(|p| p.manifest.kind() == schemas::SsoKind::Proxy);
+        let is_proxy = job.action != Action::Sweep
+            && self
+                .ctx
+                .package(&job.service)
+                .is_ok_and(|p| p.manifest.kind() == schemas::SsoKind::Proxy);
         let outpost = if is_proxy {
             match ServiceLock::acquire(&self.db, "outpost").await {
                 Ok(l) => Some(l),
@@ -173,7 +174,7 @@ impl Worker {
             })
         } else {
             tokio::select! {
-                result = self.run_flow(&job.service, job.action) => result,
+                result = self.run_flow(publisher, job) => result,
                 _ = lock.lost.cancelled() => Err(FlowError::LockLost),
             }
         };
@@ -231,10 +232,7 @@ impl Worker {
 
         let message = serde_json::to_vec(&JobMessage {
             job_id: job.id.to_string(),
-            service: job
-                .service
-                .parse()
-                .map_err(|_| DbError::Corrupt(job.id, "service"))?,
+            service: job.service.clone(),
             action: job.action,
         })
         .unwrap_or_default();
@@ -267,11 +265,15 @@ impl Worker {
         Ok(Disposition::Ack)
     }
 
-    async fn run_flow(&self, service: &str, action: Action) -> Result<Outcome, FlowError> {
+    async fn run_flow(
+        &self,
+        publisher: &Publisher,
+        job: &db::JobRow,
+    ) -> Result<Outcome, FlowError> {
         let once = || async {
             match tokio::time::timeout(
                 self.settings.job_timeout,
-                self.run_flow_once(service, action),
+                self.run_flow_once(publisher, job),
             )
             .await
             {
@@ -294,7 +296,12 @@ impl Worker {
         .await
     }
 
-    async fn run_flow_once(&self, service: &str, action: Action) -> Result<Outcome, FlowError> {
+    async fn run_flow_once(
+        &self,
+        publisher: &Publisher,
+        job: &db::JobRow,
+    ) -> Result<Outcome, FlowError> {
+        let (service, action) = (job.service.as_str(), job.action);
         match action {
             Action::Check => {
                 let report = self.ctx.check(service).await?;
@@ -306,6 +313,17 @@ impl Worker {
             }
             Action::Add | Action::Fix => Ok(Outcome::Applied {
                 applied: self.ctx.apply(service, action).await?,
+            }),
+            Action::Sweep => Ok(Outcome::Swept {
+                sweep: super::sweep::Sweep {
+                    ctx: &self.ctx,
+                    db: &self.db,
+                    settings: &self.settings,
+                    topology: &self.topology,
+                    publisher,
+                }
+                .run(job.id)
+                .await?,
             }),
         }
     }
