@@ -5,6 +5,7 @@ mod git_hook;
 mod history;
 mod init;
 mod orphans;
+mod plan;
 mod platform;
 mod retry;
 mod serve;

@@ -1,5 +1,5 @@
 //! The worker's own small HTTP surface: `/healthz` (the process is alive), `/readyz` (database
-//! and broker reachable) and `/metrics` (Prometheus).
+//! and broker reachable, authentik token accepted) and `/metrics` (Prometheus).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,8 +39,21 @@ pub fn router(health: Arc<Health>) -> Router {
                 async move {
                     let db = health.database.load(Ordering::Relaxed);
                     let broker = health.broker.load(Ordering::Relaxed);
-                    let body = format!("database: {}\nbroker: {}\n", up(db), up(broker));
-                    if db && broker {
+                    let authentik = health.authentik.load(Ordering::Relaxed);
+                    let problem = health
+                        .authentik_problem
+                        .lock()
+                        .ok()
+                        .and_then(|p| p.clone())
+                        .map(|p| format!(" ({p})"))
+                        .unwrap_or_default();
+                    let body = format!(
+                        "database: {}\nbroker: {}\nauthentik: {}{problem}\n",
+                        up(db),
+                        up(broker),
+                        up(authentik)
+                    );
+                    if db && broker && authentik {
                         (StatusCode::OK, body)
                     } else {
                         (StatusCode::SERVICE_UNAVAILABLE, body)

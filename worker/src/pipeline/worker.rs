@@ -37,6 +37,11 @@ use crate::error::FlowError;
 pub struct Health {
     pub database: AtomicBool,
     pub broker: AtomicBool,
+    /// `AUTHENTIK_TOKEN` is accepted. A rejected token is an operator's job, never a retry loop:
+    /// readiness goes red and every flow fails at once with the reason.
+    pub authentik: AtomicBool,
+    /// Why the token was rejected, for `/readyz`.
+    pub authentik_problem: std::sync::Mutex<Option<String>>,
 }
 
 pub struct Worker {
@@ -345,7 +350,46 @@ impl Worker {
 
     /// Consume until `shutdown`, reconnecting to the broker and waiting out database outages
     /// by itself.
+    /// Ask authentik who we are: proves the token works.
+    pub async fn probe_authentik(&self) {
+        match self.ctx.authentik.me().await {
+            Ok(_) => {
+                self.health.authentik.store(true, Ordering::Relaxed);
+                if let Ok(mut problem) = self.health.authentik_problem.lock() {
+                    *problem = None;
+                }
+            }
+            Err(e @ crate::authentik::AuthentikError::Forbidden { .. }) => {
+                tracing::error!(error = %e, "authentik rejects AUTHENTIK_TOKEN; jobs will fail until it is replaced (pma-sso init)");
+                self.health.authentik.store(false, Ordering::Relaxed);
+                if let Ok(mut problem) = self.health.authentik_problem.lock() {
+                    *problem = Some("token invalid or expired".into());
+                }
+            }
+            // Unreachable or 5xx: the jobs' own retries cover it; readiness is about the token.
+            Err(e) => tracing::warn!(error = %e, "could not reach authentik to check the token"),
+        }
+    }
+
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let prober = {
+            let worker = self.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    worker.probe_authentik().await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+            })
+        };
+        self.clone().consume(shutdown).await;
+        prober.abort();
+    }
+
+    async fn consume(self: Arc<Self>, shutdown: CancellationToken) {
         let mut backoff = reconnect_backoff();
         while !shutdown.is_cancelled() {
             match self.clone().session(&shutdown).await {

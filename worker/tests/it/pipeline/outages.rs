@@ -269,7 +269,7 @@ async fn health_readiness_and_metrics_answer_over_http() {
     assert_eq!(not_ready.status(), 503);
     assert_eq!(
         not_ready.text().await.expect("body"),
-        "database: down\nbroker: down\n"
+        "database: down\nbroker: down\nauthentik: down\n"
     );
 
     let running = tokio::spawn(worker.clone().run(stop.clone()));
@@ -297,6 +297,77 @@ async fn health_readiness_and_metrics_answer_over_http() {
     assert!(
         metrics.contains("pma_sso_job_duration_seconds"),
         "{metrics}"
+    );
+    stop.cancel();
+    let _ = running.await;
+    let _ = server.await;
+    p.stop_workers().await;
+}
+
+#[tokio::test]
+async fn a_rejected_authentik_token_turns_readiness_red_and_jobs_fail_at_once() {
+    let mut p = Pipeline::new(&["grafana"]).await;
+    let mut flow = p.platform.ctx.settings.clone();
+    flow.authentik_token = secrecy::SecretString::from("expired-token-0b1d".to_owned());
+    let mut worker = Arc::try_unwrap(p.worker(p.settings.clone()))
+        .ok()
+        .expect("unique");
+    worker.ctx = Arc::new(worker::Context::new(flow).expect("ctx"));
+    let worker = Arc::new(worker);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(worker::pipeline::http::serve_on(
+        listener,
+        worker.health.clone(),
+        stop.clone(),
+    ));
+    let running = tokio::spawn(worker.clone().run(stop.clone()));
+    let job = p
+        .client
+        .enqueue("grafana", Action::Check, Trigger::Cli, None)
+        .await
+        .expect("enqueue");
+    let rows = p
+        .client
+        .wait(&[job.id], WAIT, WAIT)
+        .await
+        .expect("finished");
+    assert_eq!(
+        rows[0].status.as_str(),
+        "failed",
+        "a rejected token is not retried"
+    );
+    assert_eq!(rows[0].attempts, 1);
+    assert!(
+        rows[0]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("Token invalid/expired"),
+        "{:?}",
+        rows[0].last_error
+    );
+    let ready = reqwest::get(format!("http://{addr}/readyz"))
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), 503);
+    let body = ready.text().await.expect("body");
+    assert!(
+        body.contains("authentik: down (token invalid or expired)"),
+        "{body}"
+    );
+    assert!(!body.contains("expired-token-0b1d"));
+    let state: String =
+        sqlx::query_scalar("select last_summary from service_state where service = 'grafana'")
+            .fetch_one(&p.pool)
+            .await
+            .expect("state");
+    assert!(
+        state.contains("check AUTHENTIK_TOKEN"),
+        "status shows the reason: {state}"
     );
     stop.cancel();
     let _ = running.await;
