@@ -256,3 +256,114 @@ async fn fix_only_sends_the_fields_that_differ() {
     assert_eq!(patches[0].body, Some(json!({"sub_mode": "hashed_user_id"})));
     assert_eq!(p.sim.write_count(), 1);
 }
+
+/// Every drift kind on every bundled oauth/oidc service: injected, named by check, repaired by
+/// fix, green again.
+#[tokio::test]
+async fn every_drift_kind_on_every_oauth_and_oidc_service_is_named_and_fixed() {
+    let services = [
+        "redmine",
+        "mattermost",
+        "linkding",
+        "grafana",
+        "n8n",
+        "superset",
+        "nextcloud",
+        "gitea",
+    ];
+    let p = Platform::new(&services).await;
+    for service in services {
+        p.ctx
+            .apply(service, Action::Add)
+            .await
+            .unwrap_or_else(|e| panic!("{service}: {e}"));
+        assert!(
+            p.ctx.check(service).await.expect("check").in_sync(),
+            "{service}"
+        );
+        let provider = format!("pma-sso-{service}");
+        let prefix = service.to_uppercase();
+        let kinds: [(&str, &str); 7] = [
+            ("redirect changed", "redirect URI mismatch"),
+            ("app deleted", "authentik app missing"),
+            ("provider deleted", "missing"),
+            (
+                "secret changed in .env",
+                "client secret mismatch (.env differs from authentik)",
+            ),
+            (
+                "secret changed in authentik",
+                "client secret mismatch (.env differs from authentik)",
+            ),
+            ("DOMAIN changed", "redirect URI mismatch"),
+            ("delivered setting edited", "delivered"),
+        ];
+        for (kind, expect) in kinds {
+            match kind {
+                "redirect changed" => p.sim.patch_provider(&provider, json!({"redirect_uris": [{"matching_mode": "strict", "url": "https://elsewhere.example/cb"}]})),
+                "app deleted" => assert!(p.sim.delete_application(service)),
+                "provider deleted" => assert!(p.sim.delete_provider(&provider)),
+                "secret changed in .env" => p.set_env(&format!("{prefix}_SSO_CLIENT_SECRET"), &format!("rotated-{service}-by-hand")),
+                "secret changed in authentik" => p.sim.patch_provider(&provider, json!({"client_secret": "changed-in-the-admin-ui"})),
+                "DOMAIN changed" => p.set_env("DOMAIN", &format!("{service}.moved.example")),
+                _ => edit_a_delivered_setting(&p, service),
+            }
+            let line = p.ctx.check(service).await.expect("check").line();
+            assert!(
+                line.starts_with(&format!("❌ {service} (")),
+                "{service}/{kind}: {line}"
+            );
+            assert!(
+                line.contains(expect),
+                "{service}/{kind}: `{line}` lacks `{expect}`"
+            );
+            p.ctx
+                .apply(service, Action::Fix)
+                .await
+                .unwrap_or_else(|e| panic!("{service}/{kind}: {e}"));
+            let after = p.ctx.check(service).await.expect("check");
+            assert!(
+                after.in_sync(),
+                "{service}/{kind} after fix: {}",
+                after.line()
+            );
+            assert_eq!(p.apps_with_slug(service), 1, "{service}/{kind}");
+            assert_eq!(p.providers_named(&provider), 1, "{service}/{kind}");
+        }
+        p.set_env("DOMAIN", "example.org");
+        p.ctx.apply(service, Action::Fix).await.expect("restore");
+    }
+    assert!(
+        p.sim.schema_violations().is_empty(),
+        "{:?}",
+        p.sim.schema_violations()
+    );
+}
+
+/// Edit what the service's first delivery left behind, whatever its kind.
+fn edit_a_delivered_setting(p: &Platform, service: &str) {
+    let package = p.ctx.package(service).expect("package");
+    match &package.manifest.deliveries()[0] {
+        schemas::Delivery::Env(env) => {
+            let path = package.dir.join(env.path.as_str());
+            let mut text = std::fs::read_to_string(&path).expect("read");
+            let first = text
+                .lines()
+                .find(|l| !l.starts_with('#'))
+                .expect("a var")
+                .to_owned();
+            let key = first.split('=').next().expect("key").to_owned();
+            text = text.replace(&first, &format!("{key}=edited-by-hand"));
+            std::fs::write(&path, text).expect("write");
+        }
+        schemas::Delivery::File(file) => {
+            std::fs::write(package.dir.join(file.path.as_str()), "edited = True\n").expect("write");
+        }
+        schemas::Delivery::Exec(_) => {
+            std::fs::remove_file(p.path(&format!(".pma-sso/{service}.json"))).expect("exec state");
+        }
+        schemas::Delivery::Http(_) => {
+            panic!("{service}: no http delivery among the oauth/oidc services")
+        }
+    }
+}
