@@ -1,0 +1,88 @@
+//! `pma-sso doctor` against the authentik stand-in, real PostgreSQL and RabbitMQ.
+
+use crate::status::Harness;
+
+async fn doctor(h: &Harness, env: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pma-sso"));
+    cmd.arg("doctor")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PMA_SSO_ENV_FILE", h.dir.path().join(".env"))
+        .env("DATABASE_URL", &h.pipeline.database_url)
+        .env("AMQP_URL", &h.pipeline.amqp_url)
+        .env("PMA_SSO_LOG", "error");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.expect("run pma-sso doctor");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    (
+        out.status.code().expect("exit code"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn line<'a>(out: &'a str, name: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.contains(&format!(" {name} — ")))
+        .unwrap_or_else(|| panic!("no {name} line in:\n{out}"))
+}
+
+#[tokio::test]
+async fn doctor_prints_one_green_line_per_dependency_when_all_is_well() {
+    let h = Harness::start(&["grafana", "redmine", "uptime-kuma"]).await;
+    let (code, out) = doctor(&h, &[]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.lines().count(), 6, "{out}");
+    for name in [
+        "database", "broker", "token", "version", "outpost", "packages",
+    ] {
+        assert!(line(&out, name).starts_with("✓ "), "{out}");
+    }
+    assert!(line(&out, "token").contains("acts as"), "{out}");
+    assert!(
+        line(&out, "version").contains("tested 2025.12–2026.2"),
+        "{out}"
+    );
+    assert!(
+        line(&out, "packages").contains("3 manifests valid"),
+        "{out}"
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn doctor_names_each_failure_and_exits_2() {
+    let h = Harness::start(&["grafana"]).await;
+    std::fs::create_dir_all(h.dir.path().join("packages/broken")).expect("dir");
+    std::fs::write(
+        h.dir.path().join("packages/broken/manifest.yaml"),
+        "name: broken\nsso: {type: nope}\n",
+    )
+    .expect("manifest");
+    let (code, out) = doctor(
+        &h,
+        &[
+            ("AUTHENTIK_TOKEN", "not-the-token"),
+            ("DATABASE_URL", "postgres://postgres@127.0.0.1:9/nothing"),
+            ("AMQP_URL", "amqp://guest:guest@127.0.0.1:9/%2f"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 2, "{out}");
+    for name in [
+        "database", "broker", "token", "version", "outpost", "packages",
+    ] {
+        assert!(line(&out, name).starts_with("❌ "), "{name}: {out}");
+    }
+    assert!(line(&out, "packages").contains("broken"), "{out}");
+    assert!(!out.contains("not-the-token"), "no secrets: {out}");
+
+    // The token alone: only authentik's lines fail.
+    std::fs::remove_dir_all(h.dir.path().join("packages/broken")).expect("rm");
+    let (code, out) = doctor(&h, &[("AUTHENTIK_TOKEN", "not-the-token")]).await;
+    assert_eq!(code, 2, "{out}");
+    assert!(line(&out, "database").starts_with("✓ "), "{out}");
+    assert!(line(&out, "token").starts_with("❌ "), "{out}");
+    h.finish().await;
+}
