@@ -101,10 +101,17 @@ impl EnvFile {
             problem,
         })?;
         let mut vars: Vec<(String, String)> = Vec::with_capacity(entries.len());
+        // Later assignments win, in the first one's place. An index, not a scan per line: a
+        // platform of a thousand services has a `.env` of thousands of lines, read per check.
+        let mut at: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::with_capacity(entries.len());
         for entry in entries {
-            match vars.iter_mut().find(|(key, _)| *key == entry.key) {
-                Some(slot) => slot.1 = entry.value,
-                None => vars.push((entry.key, entry.value)),
+            match at.get(&entry.key) {
+                Some(&i) => vars[i].1 = entry.value,
+                None => {
+                    at.insert(entry.key.clone(), vars.len());
+                    vars.push((entry.key, entry.value));
+                }
             }
         }
         Ok(EnvFile { vars })
