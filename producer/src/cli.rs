@@ -42,6 +42,9 @@ pub struct Cli {
 pub enum Command {
     /// Report drift for every service, or one.
     Check { service: Option<String> },
+    /// Is everything there? Database, broker, token, authentik version, embedded outpost,
+    /// packages: one line each; exit 2 if any fails.
+    Doctor,
     /// Show what `fix` would change, field by field, without writing anything.
     Plan { service: Option<String> },
     /// Register a service: authentik application and provider, .env credentials, native settings.
@@ -76,6 +79,12 @@ pub enum Command {
     },
     /// One line per service from the recorded state: last result, when, the reason if red.
     Status,
+    /// Delete finished jobs (and their attempts) beyond the newest N per service.
+    PruneHistory {
+        /// Jobs to keep per service (default PMA_SSO_RETENTION_KEEP, else 200).
+        #[arg(long)]
+        keep: Option<i64>,
+    },
     /// A service's recent jobs and their attempts.
     History {
         service: String,
@@ -104,6 +113,16 @@ pub enum Command {
     Webhook {
         #[command(subcommand)]
         command: commands::webhook::WebhookCommand,
+    },
+    /// Walk each service's login path against authentik's protocol endpoints (discovery,
+    /// JWKS, token grant, redirects, SAML metadata) with the values the service holds.
+    Verify { service: Option<String> },
+    /// A new client secret: written to .env, set in authentik, delivered; then verify.
+    Rotate {
+        service: Option<String>,
+        /// Every service with a client secret, one at a time.
+        #[arg(long, conflicts_with = "service")]
+        all: bool,
     },
     /// Re-enqueue a dead or failed job, or every dead (`--dead`) or failed (`--failed`) one.
     Retry {
@@ -171,6 +190,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Status {
         }
         Command::FixAll => commands::jobs::run(&ctx, &opts, Action::Fix, None, false, out).await,
         Command::Serve => commands::serve::serve(&ctx, out).await,
+        Command::Doctor => commands::doctor::run(&ctx, out).await,
+        Command::PruneHistory { keep } => commands::prune::run(&ctx, keep, out).await,
         Command::Sweep => commands::serve::sweep(&ctx, &opts, out).await,
         Command::GitHook { .. } | Command::Enqueue { .. } | Command::Init { .. } => {
             unreachable!("dispatched above")
@@ -183,6 +204,12 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Status {
         Command::Orphans { prune } => commands::orphans::run(&ctx, &opts, prune, out).await,
         Command::Adopt { service, yes } => {
             commands::adopt::run(&ctx, &opts, &service, yes, out).await
+        }
+        Command::Verify { service } => {
+            commands::verify::verify(&ctx, service.as_deref(), out).await
+        }
+        Command::Rotate { service, all } => {
+            commands::verify::rotate(&ctx, service.as_deref(), all, out).await
         }
         Command::Retry { job, dead, failed } => {
             commands::retry::run(&ctx, &opts, job.as_deref(), dead, failed, out).await

@@ -6,7 +6,7 @@ use std::path::Path;
 use schemas::Package;
 use tracing::Instrument;
 
-use crate::authentik::{AuthentikError, Client};
+use crate::authentik::{AuthentikError, Client, ClientOptions};
 use crate::envfile::EnvFile;
 use crate::error::FlowError;
 use crate::flows::{self, Service};
@@ -32,10 +32,24 @@ pub struct ServiceResult {
 
 impl Context {
     pub fn new(settings: Settings) -> Result<Context, AuthentikError> {
-        let authentik = Client::new(
+        // Read here rather than in `Settings` (same precedence: process environment, then
+        // `.env`) so code that builds `Settings` field by field keeps compiling.
+        let file = EnvFile::read(&settings.env_path).unwrap_or_default();
+        let options = ClientOptions::from_lookup(&|key| {
+            std::env::var(key)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .or_else(|| file.get(key).filter(|v| !v.is_empty()).map(str::to_owned))
+        })
+        .map_err(|problem| AuthentikError::Transport {
+            endpoint: "(settings)".into(),
+            problem,
+        })?;
+        let authentik = Client::with_options(
             &settings.authentik_url,
             settings.authentik_token.clone(),
             settings.http_timeout,
+            &options,
         )?;
         let http = reqwest::Client::builder()
             .timeout(settings.http_timeout)

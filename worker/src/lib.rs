@@ -12,7 +12,9 @@ pub mod manifest_edit;
 pub mod pipeline;
 pub mod render;
 pub mod report;
+pub mod rotate;
 pub mod settings;
+pub mod verify;
 pub mod wikijs;
 
 pub use context::{Action, Context, ServiceResult};

@@ -12,7 +12,7 @@ use super::status::{database, when};
 use crate::cli::{Status, fail};
 
 /// The lines an outcome contributes: drift messages, actions taken, or the error.
-fn details(outcome: &Outcome) -> Vec<String> {
+pub(crate) fn details(outcome: &Outcome) -> Vec<String> {
     match outcome {
         Outcome::InSync { report } | Outcome::Drifted { report } => report
             .drifts

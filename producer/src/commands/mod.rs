@@ -1,6 +1,7 @@
 //! One file per operator command; `cli.rs` parses and dispatches.
 
 pub mod adopt;
+pub mod doctor;
 pub mod enqueue;
 pub mod git_hook;
 pub mod history;
@@ -8,9 +9,11 @@ pub mod init;
 pub mod jobs;
 pub mod orphans;
 pub mod progress;
+pub mod prune;
 pub mod retry;
 pub mod serve;
 pub mod status;
+pub mod verify;
 pub mod webhook;
 
 use std::time::Duration;

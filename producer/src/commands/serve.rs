@@ -77,17 +77,29 @@ pub async fn serve(ctx: &Context, out: &mut dyn Write) -> Status {
             );
         }
     };
+    let status_listener = match serve.bind_status().await {
+        Ok(l) => l,
+        Err(e) => {
+            return fail(
+                out,
+                &format!("listening on {}: {e}", serve.settings.status_addr),
+            );
+        }
+    };
     let _ = writeln!(
         out,
-        "serving the authentik webhook on http://{}{}; sweep on `{}`",
+        "serving the authentik webhook on http://{}{}; status page on http://{}/; sweep on `{}`",
         listener.local_addr().unwrap_or(serve.settings.webhook_addr),
         crate::serve::webhook::PATH,
+        status_listener
+            .local_addr()
+            .unwrap_or(serve.settings.status_addr),
         serve.settings.sweep_cron.pattern,
     );
     let _ = out.flush();
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    match serve.run(listener, shutdown).await {
+    match serve.run(listener, status_listener, shutdown).await {
         Ok(()) => Status::Green,
         Err(e) => fail(out, &format!("webhook server: {e}")),
     }

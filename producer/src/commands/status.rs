@@ -28,7 +28,7 @@ pub fn when(t: Option<DateTime<Utc>>) -> String {
 }
 
 /// green / red / error, as the operator reads it.
-fn result(state: &ServiceState) -> &'static str {
+pub(crate) fn result(state: &ServiceState) -> &'static str {
     match state.last_status.as_str() {
         "in_sync" => "green",
         "drifted" => "red",
@@ -38,7 +38,7 @@ fn result(state: &ServiceState) -> &'static str {
 
 /// The reason. A check's summary is its report line; its `❌ svc (type) — ` head repeats what
 /// the status line already says. An error's reason is kept whole.
-fn reason(state: &ServiceState) -> Option<String> {
+pub(crate) fn reason(state: &ServiceState) -> Option<String> {
     let summary = state.last_summary.as_deref()?;
     let line = summary.strip_prefix("❌ ").or(summary.strip_prefix("✓ "));
     Some(match line.and_then(|l| l.split_once(" — ")) {

@@ -2,7 +2,8 @@
 //!
 //! - the authentik webhook receiver (`POST /webhooks/authentik`, [`webhook`]),
 //! - the cron sweep, enqueued by whichever `serve` holds the leader lock ([`leader`]),
-//! - the relay, so jobs whose publish failed reach the queue even when only `serve` runs.
+//! - the relay, so jobs whose publish failed reach the queue even when only `serve` runs,
+//! - the status page on a listener of its own ([`status_page`]).
 //!
 //! Everything stops on the injected shutdown token; in-flight webhook requests finish first.
 
@@ -10,6 +11,8 @@ pub mod event;
 pub mod leader;
 pub mod mapping;
 pub mod repr;
+pub mod retention;
+pub mod status_page;
 pub mod webhook;
 
 use std::net::SocketAddr;
@@ -42,6 +45,12 @@ pub struct ServeSettings {
     pub sweep_cron: Cron,
     /// `PMA_SSO_LEADER_RETRY`, default 15s: how often a follower tries to lead.
     pub leader_retry: Duration,
+    /// `PMA_SSO_STATUS_ADDR`, default `127.0.0.1:8081`; loopback only unless a token is set.
+    pub status_addr: SocketAddr,
+    /// `PMA_SSO_STATUS_TOKEN`: when set, the status page wants `Authorization: Bearer <token>`.
+    pub status_token: Option<SecretString>,
+    /// `PMA_SSO_RETENTION_KEEP`, default 200: finished jobs kept per service.
+    pub retention_keep: i64,
 }
 
 impl ServeSettings {
@@ -68,7 +77,12 @@ impl ServeSettings {
                 "PMA_SSO_LEADER_RETRY is invalid: expected a duration such as 15s".to_owned()
             })?,
         };
+        let (status_addr, status_token) = status_page::settings(get)?;
+        let retention_keep = retention::keep_from(get)?;
         Ok(ServeSettings {
+            retention_keep,
+            status_addr,
+            status_token,
             webhook_addr,
             webhook_secret,
             own_user: get("PMA_SSO_AUTHENTIK_USER").filter(|u| !u.is_empty()),
@@ -104,10 +118,16 @@ impl Serve {
         tokio::net::TcpListener::bind(self.settings.webhook_addr).await
     }
 
-    /// Run until `shutdown`: webhook server, sweep leader, relay.
+    /// Bind the status page's listener.
+    pub async fn bind_status(&self) -> std::io::Result<tokio::net::TcpListener> {
+        tokio::net::TcpListener::bind(self.settings.status_addr).await
+    }
+
+    /// Run until `shutdown`: webhook server, status page, sweep leader, relay.
     pub async fn run(
         self,
         listener: tokio::net::TcpListener,
+        status_listener: tokio::net::TcpListener,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
         let relay = Relay {
@@ -125,6 +145,26 @@ impl Serve {
             jobs: self.jobs.clone(),
         };
         let leader = tokio::spawn(leader.run(shutdown.clone()));
+        let retention = tokio::spawn(retention::run(
+            self.jobs.db.clone(),
+            self.settings.retention_keep,
+            retention::INTERVAL,
+            shutdown.clone(),
+        ));
+        let status = status_page::router(Arc::new(status_page::StatusPage {
+            db: self.jobs.db.clone(),
+            packages_dir: self.packages_dir.clone(),
+            token: self.settings.status_token.clone(),
+        }));
+        let stop = shutdown.clone();
+        let status = tokio::spawn(async move {
+            let served = axum::serve(status_listener, status)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "status page stopped");
+            }
+        });
         let app = webhook::router(Arc::new(webhook::Webhook {
             secret: self.settings.webhook_secret.clone(),
             own_user: self.own_user.clone(),
@@ -139,6 +179,8 @@ impl Serve {
         shutdown.cancel();
         let _ = relay.await;
         let _ = leader.await;
+        let _ = status.await;
+        let _ = retention.await;
         served
     }
 }

@@ -45,7 +45,7 @@ pub fn router(webhook: Arc<Webhook>) -> Router {
 
 /// Compare without an early exit, so the time taken says nothing about how much matched.
 /// The length is not secret: every secret `webhook install` makes has the same length.
-fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+pub(crate) fn same_secret(given: &[u8], expected: &[u8]) -> bool {
     if given.len() != expected.len() {
         return false;
     }

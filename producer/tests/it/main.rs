@@ -1,15 +1,23 @@
 //! The `pma-sso` binary as an operator runs it, against the authentik stand-in.
 mod adopt;
+mod alerts;
 mod cli;
+mod compose;
+mod doctor;
 mod git_hook;
 mod history;
 mod init;
+mod justfile;
 mod orphans;
 mod plan;
 mod platform;
+mod retention;
 mod retry;
+mod rotate;
 mod serve;
 mod status;
+mod status_page;
 mod sweep;
+mod verify;
 mod webhook;
 mod webhook_install;

@@ -237,9 +237,26 @@ async fn serve_receives_webhooks_and_stops_cleanly_on_sigterm() {
         .env("PMA_SSO_QUEUE_EXPIRES", "600s")
         .env("PMA_SSO_WEBHOOK_ADDR", format!("127.0.0.1:{port}"))
         .env("PMA_SSO_AUTHENTIK_USER", "pma-sso")
+        .env("PMA_SSO_STATUS_ADDR", "127.0.0.1:0")
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("serve");
+    // The start-up line names where the status page listens (its own, ephemeral port).
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut banner = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut banner),
+    )
+    .await
+    .expect("serve starts within 30s")
+    .expect("banner");
+    let status_url = banner
+        .split("status page on ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("no status page address in {banner:?}"))
+        .to_owned();
     let url = format!("http://127.0.0.1:{port}/webhooks/authentik");
     let body = serde_json::json!({"event_uuid": "1b2c3d4e-0000-4000-8000-000000000001",
         "action": "model_updated", "model_app": "authentik_core", "model_name": "application",
@@ -262,6 +279,10 @@ async fn serve_receives_webhooks_and_stops_cleanly_on_sigterm() {
         }
     }
     assert_eq!(status, Some(reqwest::StatusCode::OK));
+    let page = http.get(&status_url).send().await.expect("status page");
+    assert_eq!(page.status(), reqwest::StatusCode::OK);
+    let page = page.text().await.expect("page");
+    assert!(page.contains("data-service=\"grafana\""), "{page}");
     let jobs = p.jobs().await;
     assert_eq!(
         jobs.iter()

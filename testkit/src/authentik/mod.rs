@@ -12,6 +12,7 @@ mod list;
 mod notifications;
 mod outposts;
 mod property_mappings;
+mod protocol;
 mod providers;
 mod proxy;
 mod readonly;
@@ -128,6 +129,12 @@ impl SimHandle {
     /// The socket address the stand-in listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Build the protocol endpoints' URLs (discovery `issuer`, SAML metadata locations) from
+    /// `url` instead of the request's host; `None` goes back to echoing the host.
+    pub fn set_public_url(&self, url: Option<&str>) {
+        self.shared.store().public_url = url.map(str::to_owned);
     }
 
     /// The API token the stand-in accepts.

@@ -323,6 +323,10 @@ pub(crate) fn saml_mappings() -> Vec<Map<String, Value>> {
 pub(crate) struct Keypair {
     pub fields: Value,
     pub certificate_pem: String,
+    /// The certificate's DER (what SAML metadata and a JWKS `x5c` carry).
+    pub certificate_der: Vec<u8>,
+    /// The public key as an uncompressed P-256 point (`04 || x || y`), for the JWKS.
+    pub public_key_raw: Vec<u8>,
 }
 
 impl Keypair {
@@ -387,6 +391,8 @@ pub(crate) fn keypair(name: &str, managed: Option<&str>, validity_days: i64) -> 
     Keypair {
         fields,
         certificate_pem: certificate.pem(),
+        certificate_der: certificate.der().to_vec(),
+        public_key_raw: key.public_key_raw().to_vec(),
     }
 }
 

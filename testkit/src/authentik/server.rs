@@ -26,8 +26,8 @@ use tokio::task::JoinHandle;
 use super::RecordedRequest;
 use super::api::ApiResponse;
 use super::faults::{Fault, FaultState, Faults};
-use super::routes;
 use super::store::Store;
+use super::{protocol, routes};
 
 /// Bodies larger than this are refused; nothing the API takes comes close.
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -294,28 +294,28 @@ async fn process(shared: Arc<Shared>, conn: ConnHandle, parts: Parts, body: Byte
         Some(Fault::RateLimited { retry_after_secs }) => rate_limited(retry_after_secs),
         Some(Fault::Timeout(delay)) => {
             tokio::time::sleep(delay).await;
-            api_response(routes::handle(
-                &shared,
-                &method,
-                &path,
-                &query,
-                &parts.headers,
-                &body,
-            ))
+            answer(&shared, &method, &path, &query, &parts.headers, &body)
         }
-        None => api_response(routes::handle(
-            &shared,
-            &method,
-            &path,
-            &query,
-            &parts.headers,
-            &body,
-        )),
+        None => answer(&shared, &method, &path, &query, &parts.headers, &body),
     };
     record.status = response.status().as_u16();
     tracing::debug!(%method, %path, status = record.status, "authentik stand-in answered");
     shared.log().push(record);
     response
+}
+
+/// The protocol endpoints (discovery, JWKS, token, SAML metadata) first, then the API.
+fn answer(
+    shared: &Shared,
+    method: &axum::http::Method,
+    path: &str,
+    query: &str,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Response {
+    let protocol = protocol::handle(&shared.store(), method, path, headers, body);
+    protocol
+        .unwrap_or_else(|| api_response(routes::handle(shared, method, path, query, headers, body)))
 }
 
 fn api_response(answer: ApiResponse) -> Response {

@@ -142,6 +142,9 @@ pub(crate) struct Store {
     /// `scheme://host` of the request being answered: authentik builds the SAML providers'
     /// `url_*` fields from the request, not from its configuration.
     pub origin: String,
+    /// What the protocol endpoints (discovery, SAML metadata) build URLs from; `None`: the
+    /// request's own host, as authentik does behind a proxy that passes `Host` through.
+    pub public_url: Option<String>,
 }
 
 pub(crate) fn str_field<'m>(map: &'m Map<String, Value>, key: &str) -> &'m str {
@@ -163,6 +166,7 @@ impl Store {
             identity: super::identity::Identity::seeded(),
             notifications: super::notifications::Notifications::default(),
             origin: "http://localhost".into(),
+            public_url: None,
         }
     }
 

@@ -9,6 +9,7 @@ mod keypairs;
 mod notifications;
 mod outposts;
 mod pagination;
+mod protocol;
 mod providers;
 mod proxy;
 mod saml;

@@ -11,6 +11,8 @@ mod identity;
 mod notifications;
 mod types;
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -31,11 +33,51 @@ pub use types::{
 /// authentik clamps larger page sizes to this.
 pub const MAX_PAGE_SIZE: u32 = 100;
 
+/// Default of `PMA_SSO_AUTHENTIK_MAX_CONCURRENCY`.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 8;
+
+/// How the client reaches authentik beyond its address and token.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// `PMA_SSO_AUTHENTIK_MAX_CONCURRENCY`: requests in flight at once from this process,
+    /// whatever the number of flows running (a sweep, several workers' jobs).
+    pub max_concurrency: usize,
+    /// `AUTHENTIK_CA_FILE`: PEM bundle trusted (besides the system roots) for an https
+    /// `AUTHENTIK_URL`, e.g. an internal CA.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            ca_file: None,
+        }
+    }
+}
+
+impl ClientOptions {
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<ClientOptions, String> {
+        let max_concurrency = match get("PMA_SSO_AUTHENTIK_MAX_CONCURRENCY") {
+            None => DEFAULT_MAX_CONCURRENCY,
+            Some(v) => v.trim().parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                format!("PMA_SSO_AUTHENTIK_MAX_CONCURRENCY is invalid: expected a whole number ≥ 1, got `{v}`")
+            })?,
+        };
+        Ok(ClientOptions {
+            max_concurrency,
+            ca_file: get("AUTHENTIK_CA_FILE").map(PathBuf::from),
+        })
+    }
+}
+
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     api: String,
     token: SecretString,
+    /// One permit per request in flight; shared by every clone of this client.
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Client {
@@ -54,18 +96,56 @@ impl Client {
         token: SecretString,
         timeout: Duration,
     ) -> Result<Client, AuthentikError> {
+        Self::with_options(base, token, timeout, &ClientOptions::default())
+    }
+
+    pub fn with_options(
+        base: &str,
+        token: SecretString,
+        timeout: Duration,
+        options: &ClientOptions,
+    ) -> Result<Client, AuthentikError> {
+        let setup = |problem: String| AuthentikError::Transport {
+            endpoint: "(client setup)".into(),
+            problem,
+        };
         let trimmed = base.trim_end_matches('/');
         let trimmed = trimmed.strip_suffix("/api/v3").unwrap_or(trimmed);
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("pma-sso/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("pma-sso/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &options.ca_file {
+            let pem = std::fs::read(path).map_err(|e| {
+                setup(format!(
+                    "AUTHENTIK_CA_FILE {}: cannot read it: {e}",
+                    path.display()
+                ))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| {
+                setup(format!(
+                    "AUTHENTIK_CA_FILE {}: not a PEM certificate bundle",
+                    path.display()
+                ))
+            })?;
+            if certs.is_empty() {
+                return Err(setup(format!(
+                    "AUTHENTIK_CA_FILE {}: holds no PEM certificate",
+                    path.display()
+                )));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
             .build()
             .map_err(|e| AuthentikError::transport("(client setup)", &e))?;
         Ok(Client {
             http,
             api: format!("{trimmed}/api/v3"),
             token,
+            permits: Arc::new(tokio::sync::Semaphore::new(options.max_concurrency.max(1))),
         })
     }
 
@@ -81,6 +161,15 @@ impl Client {
         body: Option<&serde_json::Value>,
     ) -> Result<T, AuthentikError> {
         let endpoint = format!("{method} {path}");
+        // Held until the body is read: the cap counts requests authentik is working on.
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| AuthentikError::Transport {
+                endpoint: endpoint.clone(),
+                problem: "client closed".into(),
+            })?;
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.api))
@@ -435,6 +524,12 @@ impl Client {
     /// Cheap authenticated call: proves the token works.
     pub async fn me(&self) -> Result<serde_json::Value, AuthentikError> {
         self.send(reqwest::Method::GET, "/core/users/me/", &[], None)
+            .await
+    }
+
+    /// `GET /admin/version/`: `version_current` is the running release, e.g. `2026.2.1`.
+    pub async fn version(&self) -> Result<serde_json::Value, AuthentikError> {
+        self.send(reqwest::Method::GET, "/admin/version/", &[], None)
             .await
     }
 }

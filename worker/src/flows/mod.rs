@@ -114,7 +114,7 @@ fn secrets_of(svc: &Service<'_>, env: &EnvFile) -> Vec<String> {
 
 /// Check every delivery. A value that cannot be rendered yet (no client id in `.env` before
 /// the first add) is drift that `fix` repairs, not an error.
-async fn check_deliveries(
+pub(crate) async fn check_deliveries(
     ctx: &Context,
     svc: &Service<'_>,
     extras: &Extras,

@@ -177,3 +177,21 @@ pub async fn retryable_job(pool: &PgPool, id: Uuid) -> Result<Option<Retryable>,
         .await?;
     row.as_ref().map(retryable).transpose()
 }
+
+/// Delete finished jobs (succeeded, failed, dead) beyond the newest `keep` per service; their
+/// attempts go with them (`on delete cascade`). Jobs still queued, running or retrying are never
+/// touched and do not count towards `keep`. Returns how many jobs were deleted.
+pub async fn prune_history(pool: &PgPool, keep: i64) -> Result<u64, DbError> {
+    let done = sqlx::query(
+        "delete from jobs where id in (
+             select id from (
+                 select id, row_number() over (partition by service order by created_at desc, id) as n
+                 from jobs where status in ('succeeded', 'failed', 'dead')
+             ) ranked where n > $1
+         )",
+    )
+    .bind(keep.max(1))
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

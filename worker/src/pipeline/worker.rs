@@ -6,6 +6,8 @@
 //! message unacked (redelivered) and the row non-terminal (the relay republishes it after its
 //! lease), so the job runs again as its next attempt; idempotent flows make that safe.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -52,6 +54,32 @@ pub struct Worker {
     pub health: Arc<Health>,
 }
 
+/// What runs a claimed job. The pipeline around it (row, lock, attempt, outcome, ack) is the
+/// same whatever runs it: production uses [`Flows`]; the benchmark swaps in a runner that does
+/// nothing, to time the pipeline alone.
+pub trait JobRunner: Send + Sync {
+    fn run<'a>(
+        &'a self,
+        worker: &'a Worker,
+        publisher: &'a Publisher,
+        job: &'a db::JobRow,
+    ) -> Pin<Box<dyn Future<Output = Result<Outcome, FlowError>> + Send + 'a>>;
+}
+
+/// The real flows: check, add/fix, sweep.
+pub struct Flows;
+
+impl JobRunner for Flows {
+    fn run<'a>(
+        &'a self,
+        worker: &'a Worker,
+        publisher: &'a Publisher,
+        job: &'a db::JobRow,
+    ) -> Pin<Box<dyn Future<Output = Result<Outcome, FlowError>> + Send + 'a>> {
+        Box::pin(worker.run_flow_once(publisher, job))
+    }
+}
+
 /// What to do with a delivery once its step is over.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Disposition {
@@ -79,6 +107,16 @@ impl Worker {
     /// Handle exactly one delivery. Tests drive this directly.
     pub async fn step(
         &self,
+        publisher: &Publisher,
+        body: &[u8],
+    ) -> Result<Disposition, InfraError> {
+        self.step_with(&Flows, publisher, body).await
+    }
+
+    /// `step` with another runner in place of the flows.
+    pub async fn step_with(
+        &self,
+        runner: &dyn JobRunner,
         publisher: &Publisher,
         body: &[u8],
     ) -> Result<Disposition, InfraError> {
@@ -112,11 +150,14 @@ impl Worker {
             action = job.action.as_str(),
             attempt = tracing::field::Empty,
         );
-        self.run_locked(publisher, job).instrument(span).await
+        self.run_locked(runner, publisher, job)
+            .instrument(span)
+            .await
     }
 
     async fn run_locked(
         &self,
+        runner: &dyn JobRunner,
         publisher: &Publisher,
         job: db::JobRow,
     ) -> Result<Disposition, InfraError> {
@@ -142,7 +183,7 @@ impl Worker {
         } else {
             None
         };
-        let result = self.run_claimed(publisher, &job, &lock).await;
+        let result = self.run_claimed(runner, publisher, &job, &lock).await;
         if let Some(outpost) = outpost {
             outpost.release().await;
         }
@@ -152,6 +193,7 @@ impl Worker {
 
     async fn run_claimed(
         &self,
+        runner: &dyn JobRunner,
         publisher: &Publisher,
         job: &db::JobRow,
         lock: &ServiceLock,
@@ -179,7 +221,7 @@ impl Worker {
             })
         } else {
             tokio::select! {
-                result = self.run_flow(publisher, job) => result,
+                result = self.run_flow(runner, publisher, job) => result,
                 _ = lock.lost.cancelled() => Err(FlowError::LockLost),
             }
         };
@@ -272,15 +314,13 @@ impl Worker {
 
     async fn run_flow(
         &self,
+        runner: &dyn JobRunner,
         publisher: &Publisher,
         job: &db::JobRow,
     ) -> Result<Outcome, FlowError> {
         let once = || async {
-            match tokio::time::timeout(
-                self.settings.job_timeout,
-                self.run_flow_once(publisher, job),
-            )
-            .await
+            match tokio::time::timeout(self.settings.job_timeout, runner.run(self, publisher, job))
+                .await
             {
                 Ok(result) => result,
                 Err(_) => Err(FlowError::TimedOut {
@@ -355,6 +395,7 @@ impl Worker {
         match self.ctx.authentik.me().await {
             Ok(_) => {
                 self.health.authentik.store(true, Ordering::Relaxed);
+                metrics::gauge!("pma_sso_authentik_token_valid").set(1.0);
                 if let Ok(mut problem) = self.health.authentik_problem.lock() {
                     *problem = None;
                 }
@@ -362,6 +403,7 @@ impl Worker {
             Err(e @ crate::authentik::AuthentikError::Forbidden { .. }) => {
                 tracing::error!(error = %e, "authentik rejects AUTHENTIK_TOKEN; jobs will fail until it is replaced (pma-sso init)");
                 self.health.authentik.store(false, Ordering::Relaxed);
+                metrics::gauge!("pma_sso_authentik_token_valid").set(0.0);
                 if let Ok(mut problem) = self.health.authentik_problem.lock() {
                     *problem = Some("token invalid or expired".into());
                 }
@@ -372,6 +414,15 @@ impl Worker {
     }
 
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        self.run_with(shutdown, Arc::new(Flows)).await
+    }
+
+    /// `run` with another runner in place of the flows.
+    pub async fn run_with(
+        self: Arc<Self>,
+        shutdown: CancellationToken,
+        runner: Arc<dyn JobRunner>,
+    ) {
         let prober = {
             let worker = self.clone();
             let shutdown = shutdown.clone();
@@ -385,14 +436,14 @@ impl Worker {
                 }
             })
         };
-        self.clone().consume(shutdown).await;
+        self.clone().consume(shutdown, runner).await;
         prober.abort();
     }
 
-    async fn consume(self: Arc<Self>, shutdown: CancellationToken) {
+    async fn consume(self: Arc<Self>, shutdown: CancellationToken, runner: Arc<dyn JobRunner>) {
         let mut backoff = reconnect_backoff();
         while !shutdown.is_cancelled() {
-            match self.clone().session(&shutdown).await {
+            match self.clone().session(&shutdown, &runner).await {
                 Ok(()) => break,
                 Err(SessionEnd::Broker(e)) => {
                     self.health.broker.store(false, Ordering::Relaxed);
@@ -424,7 +475,11 @@ impl Worker {
         }
     }
 
-    async fn session(self: Arc<Self>, shutdown: &CancellationToken) -> Result<(), SessionEnd> {
+    async fn session(
+        self: Arc<Self>,
+        shutdown: &CancellationToken,
+        runner: &Arc<dyn JobRunner>,
+    ) -> Result<(), SessionEnd> {
         let connection = queue::connect(&self.settings.amqp_url)
             .await
             .map_err(SessionEnd::broker)?;
@@ -474,8 +529,9 @@ impl Worker {
                         let worker = self.clone();
                         let publisher = publisher.clone();
                         let database_down = database_down.clone();
+                        let runner = runner.clone();
                         tasks.spawn(async move {
-                            let disposition = match worker.step(&publisher, &delivery.data).await {
+                            let disposition = match worker.step_with(&*runner, &publisher, &delivery.data).await {
                                 Ok(d) => d,
                                 Err(InfraError::Database(e)) => {
                                     tracing::warn!(error = %e, "database error; handing the job back");

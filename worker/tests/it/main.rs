@@ -1,6 +1,7 @@
 //! Integration tests of the reconcile engine against the loopback authentik stand-in.
 mod support;
 
+mod authentik_limits;
 mod concurrency;
 mod drift;
 mod frappe;
