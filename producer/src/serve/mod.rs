@@ -10,6 +10,7 @@
 pub mod event;
 pub mod leader;
 pub mod mapping;
+pub mod metrics;
 pub mod repr;
 pub mod retention;
 pub mod status_page;
@@ -130,6 +131,8 @@ impl Serve {
         status_listener: tokio::net::TcpListener,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
+        // Install the metrics recorder before anything records, or early counts are lost.
+        let _ = worker::pipeline::http::metrics_handle();
         let relay = Relay {
             db: self.jobs.db.clone(),
             amqp_url: self.pipeline.amqp_url.clone(),

@@ -60,6 +60,8 @@ pub fn router(page: Arc<StatusPage>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/history/{service}", get(history))
+        .route("/metrics", get(crate::serve::metrics::render))
+        .layer(middleware::from_fn(crate::serve::metrics::track))
         .layer(middleware::from_fn_with_state(page.clone(), bearer))
         .with_state(page)
 }

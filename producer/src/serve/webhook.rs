@@ -40,7 +40,10 @@ pub struct Webhook {
 }
 
 pub fn router(webhook: Arc<Webhook>) -> Router {
-    Router::new().route(PATH, post(receive)).with_state(webhook)
+    Router::new()
+        .route(PATH, post(receive))
+        .layer(axum::middleware::from_fn(crate::serve::metrics::track))
+        .with_state(webhook)
 }
 
 /// Compare without an early exit, so the time taken says nothing about how much matched.

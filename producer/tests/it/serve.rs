@@ -239,6 +239,7 @@ async fn serve_receives_webhooks_and_stops_cleanly_on_sigterm() {
         .env("PMA_SSO_AUTHENTIK_USER", "pma-sso")
         .env("PMA_SSO_STATUS_ADDR", "127.0.0.1:0")
         .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .expect("serve");
     // The start-up line names where the status page listens (its own, ephemeral port).
@@ -283,6 +284,41 @@ async fn serve_receives_webhooks_and_stops_cleanly_on_sigterm() {
     assert_eq!(page.status(), reqwest::StatusCode::OK);
     let page = page.text().await.expect("page");
     assert!(page.contains("data-service=\"grafana\""), "{page}");
+    // HTTP metrics are labelled by route template, never by raw path or service slug.
+    let _ = http
+        .get(format!("{status_url}history/grafana"))
+        .send()
+        .await
+        .expect("history");
+    let _ = http
+        .get(format!("{status_url}no/such/path"))
+        .send()
+        .await
+        .expect("404");
+    let metrics = http
+        .get(format!("{status_url}metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        metrics.contains("route=\"/webhooks/authentik\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("route=\"/history/{service}\""),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("/history/grafana") && !metrics.contains("no/such/path"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pma_sso_http_request_duration_seconds"),
+        "{metrics}"
+    );
     let jobs = p.jobs().await;
     assert_eq!(
         jobs.iter()
