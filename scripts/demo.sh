@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine, without Docker: start the loopback stand-ins (authentik,
-# Wiki.js, Frappe, Zammad), a pma-sso worker against the local PostgreSQL and RabbitMQ, then
-# `pma-sso fix-all` and `pma-sso check` through the job queue, and print the result. Without
+# Wiki.js, Frappe, Zammad), a pma-sso worker and `pma-sso serve` against the local PostgreSQL and
+# RabbitMQ, then `pma-sso fix-all` and `pma-sso check` through the job queue, and print the
+# result. Without
 # PostgreSQL/RabbitMQ it runs the same flows in-process (--inline). Everything lives in a temp
 # directory (and a throwaway database) removed on exit.
 set -euo pipefail
@@ -57,8 +58,13 @@ if [ -n "$pg_admin" ]; then
   export PMA_SSO_QUEUE_PREFIX="pma-sso-demo-$db_name" PMA_SSO_QUEUE_EXPIRES=10m PMA_SSO_WORKER_HTTP=off
   PMA_SSO_LOG=warn "$root/target/debug/pma-sso-worker" 2>"$work/worker.log" &
   pids+=($!)
+  # serve: the webhook receiver, the cron sweep and the status page, on loopback ports.
+  PMA_SSO_WEBHOOK_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n') \
+  PMA_SSO_WEBHOOK_ADDR=127.0.0.1:0 PMA_SSO_STATUS_ADDR=127.0.0.1:0 PMA_SSO_AUTHENTIK_USER=akadmin \
+  PMA_SSO_LOG=warn "$root/target/debug/pma-sso" serve >"$work/serve.out" 2>"$work/serve.log" &
+  pids+=($!)
   mode=
-  echo "== worker started (PostgreSQL $DATABASE_URL, RabbitMQ 127.0.0.1:5672); jobs go through the queue"
+  echo "== worker and serve started (PostgreSQL $DATABASE_URL, RabbitMQ 127.0.0.1:5672); jobs go through the queue"
 else
   echo "== PostgreSQL or RabbitMQ not reachable on 127.0.0.1: running the flows in-process (--inline)"
 fi
@@ -67,4 +73,10 @@ echo "== pma-sso fix-all (stand-ins on loopback, workdir $work)"
 "$pma" $mode fix-all || echo "(fix-all reported errors; see above)"
 echo
 echo "== pma-sso check"
-"$pma" $mode check
+status=0
+"$pma" $mode check || status=$?
+if [ -s "$work/serve.out" ]; then
+  echo
+  echo "== serve: $(head -n1 "$work/serve.out")"
+fi
+exit "$status"
