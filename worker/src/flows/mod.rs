@@ -88,6 +88,11 @@ fn report(svc: &Service<'_>, summary: &str, drifts: Vec<Drift>) -> Report {
     }
 }
 
+/// How an empty authentik field reads in a drift message.
+fn or_none(value: &str) -> &str {
+    if value.is_empty() { "none" } else { value }
+}
+
 /// Values of `env` that must never appear in an error text.
 fn secrets_of(svc: &Service<'_>, env: &EnvFile) -> Vec<String> {
     let m = &svc.package.manifest;

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
 
 use super::application::{self, AppSpec};
+use super::or_none;
 use super::{Flow, Service, apply_deliveries, check_deliveries, report};
 use crate::authentik::{Client, Outpost, ProxyProvider};
 use crate::context::Context;
@@ -207,10 +208,6 @@ fn skip_lines(text: &str) -> Vec<String> {
         .filter(|l| !l.is_empty())
         .map(str::to_owned)
         .collect()
-}
-
-fn or_none(value: &str) -> &str {
-    if value.is_empty() { "none" } else { value }
 }
 
 fn provider_diff(

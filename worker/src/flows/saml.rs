@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::application::{self, AppSpec};
+use super::or_none;
 use super::{Flow, Service, apply_deliveries, check_deliveries, report};
 use crate::authentik::{CertificateKeyPair, SamlPropertyMapping, SamlProvider};
 use crate::context::Context;
@@ -243,10 +244,6 @@ fn mapping_patch(want: &Map<String, Value>, have: &SamlPropertyMapping) -> Map<S
 }
 
 // --- the provider ------------------------------------------------------------------------------
-
-fn or_none(value: &str) -> &str {
-    if value.is_empty() { "none" } else { value }
-}
 
 /// Drifts of the provider, and the PATCH body that repairs them (only differing fields).
 fn provider_diff(

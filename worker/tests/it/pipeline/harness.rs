@@ -122,6 +122,32 @@ impl Pipeline {
         (conn, publisher)
     }
 
+    /// The `pma-sso-worker` binary as a child process on this pipeline's database and queues,
+    /// for tests that kill or signal a real process.
+    pub fn spawn_worker_process(&self) -> tokio::process::Child {
+        let s = &self.settings;
+        let flow = &self.platform.ctx.settings;
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_pma-sso-worker"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PMA_SSO_ENV_FILE", &flow.env_path)
+            .env("AUTHENTIK_URL", &flow.authentik_url)
+            .env("AUTHENTIK_TOKEN", crate::support::TOKEN)
+            .env("PMA_SSO_PACKAGES", &flow.packages_dir)
+            .env("PMA_SSO_STATE_DIR", &flow.state_dir)
+            .env("PMA_SSO_EXEC_RUNNER", &flow.exec_runner[0])
+            .env("DATABASE_URL", &s.database_url)
+            .env("AMQP_URL", &s.amqp_url)
+            .env("PMA_SSO_QUEUE_PREFIX", &s.queue_prefix)
+            .env("PMA_SSO_QUEUE_EXPIRES", "600s")
+            .env("PMA_SSO_DELAY_TIERS", "100ms,400ms")
+            .env("PMA_SSO_WORKER_HTTP", "off")
+            .env("PMA_SSO_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn worker")
+    }
+
     pub fn topology(&self) -> Topology {
         topology(&self.settings)
     }

@@ -139,27 +139,7 @@ async fn a_worker_killed_mid_job_leaves_a_job_another_worker_completes() {
         latency: Duration::from_millis(250),
         ..Faults::default()
     });
-    let s = &p.settings;
-    let flow = &p.platform.ctx.settings;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pma-sso-worker"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PMA_SSO_ENV_FILE", &flow.env_path)
-        .env("AUTHENTIK_URL", &flow.authentik_url)
-        .env("AUTHENTIK_TOKEN", crate::support::TOKEN)
-        .env("PMA_SSO_PACKAGES", &flow.packages_dir)
-        .env("PMA_SSO_STATE_DIR", &flow.state_dir)
-        .env("PMA_SSO_EXEC_RUNNER", &flow.exec_runner[0])
-        .env("DATABASE_URL", &s.database_url)
-        .env("AMQP_URL", &s.amqp_url)
-        .env("PMA_SSO_QUEUE_PREFIX", &s.queue_prefix)
-        .env("PMA_SSO_QUEUE_EXPIRES", "600s")
-        .env("PMA_SSO_DELAY_TIERS", "100ms,400ms")
-        .env("PMA_SSO_WORKER_HTTP", "off")
-        .env("PMA_SSO_LOG", "warn")
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn worker");
+    let mut child = p.spawn_worker_process();
     let job = p
         .client
         .enqueue("mattermost", Action::Add, Trigger::Cli, None)
@@ -204,27 +184,7 @@ async fn sigterm_lets_the_in_flight_job_finish_and_the_worker_exits_zero() {
         latency: Duration::from_millis(150),
         ..Faults::default()
     });
-    let s = &p.settings;
-    let flow = &p.platform.ctx.settings;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pma-sso-worker"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PMA_SSO_ENV_FILE", &flow.env_path)
-        .env("AUTHENTIK_URL", &flow.authentik_url)
-        .env("AUTHENTIK_TOKEN", crate::support::TOKEN)
-        .env("PMA_SSO_PACKAGES", &flow.packages_dir)
-        .env("PMA_SSO_STATE_DIR", &flow.state_dir)
-        .env("PMA_SSO_EXEC_RUNNER", &flow.exec_runner[0])
-        .env("DATABASE_URL", &s.database_url)
-        .env("AMQP_URL", &s.amqp_url)
-        .env("PMA_SSO_QUEUE_PREFIX", &s.queue_prefix)
-        .env("PMA_SSO_QUEUE_EXPIRES", "600s")
-        .env("PMA_SSO_DELAY_TIERS", "100ms,400ms")
-        .env("PMA_SSO_WORKER_HTTP", "off")
-        .env("PMA_SSO_LOG", "warn")
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn worker");
+    let mut child = p.spawn_worker_process();
     let job = p
         .client
         .enqueue("grafana", Action::Add, Trigger::Cli, None)
