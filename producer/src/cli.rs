@@ -1,4 +1,5 @@
-//! The operator CLI: `check`, `plan`, `add`, `fix`, `fix-all`.
+//! The operator CLI: `check`, `plan`, `add`, `fix`, `fix-all`, `verify`, `rotate`, and the
+//! pipeline's operator commands.
 //!
 //! By default a command goes through the pipeline: jobs are recorded in PostgreSQL and
 //! published to RabbitMQ, a worker runs them, and the CLI prints the outcomes it reads back.
@@ -115,9 +116,11 @@ pub enum Command {
         command: commands::webhook::WebhookCommand,
     },
     /// Walk each service's login path against authentik's protocol endpoints (discovery,
-    /// JWKS, token grant, redirects, SAML metadata) with the values the service holds.
+    /// JWKS, token grant, redirects, SAML metadata, the outpost's forward auth) with the values
+    /// the service holds.
     Verify { service: Option<String> },
-    /// A new client secret: written to .env, set in authentik, delivered; then verify.
+    /// A new client secret: written to .env, set in authentik, delivered; then verify. Runs
+    /// as a job under the service's lock, like `fix`.
     Rotate {
         service: Option<String>,
         /// Every service with a client secret, one at a time.
@@ -206,10 +209,10 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Status {
             commands::adopt::run(&ctx, &opts, &service, yes, out).await
         }
         Command::Verify { service } => {
-            commands::verify::verify(&ctx, service.as_deref(), out).await
+            commands::verify::verify(&ctx, &opts, service.as_deref(), out).await
         }
         Command::Rotate { service, all } => {
-            commands::verify::rotate(&ctx, service.as_deref(), all, out).await
+            commands::verify::rotate(&ctx, &opts, service.as_deref(), all, out).await
         }
         Command::Retry { job, dead, failed } => {
             commands::retry::run(&ctx, &opts, job.as_deref(), dead, failed, out).await

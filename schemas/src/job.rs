@@ -20,6 +20,12 @@ pub enum Action {
     /// and enqueue `add`/`fix` where the manifests ask for it. Its job's service is
     /// [`SWEEP_TARGET`].
     Sweep,
+    /// Walk the service's login path against authentik's protocol endpoints with the values
+    /// the service holds; recorded like a check (a failed probe is drift with its reason).
+    Verify,
+    /// A new client secret: `.env`, then authentik and the service (a `fix`), then `verify`.
+    /// Runs under the service's lock like `fix`.
+    Rotate,
 }
 
 /// The `service` of a sweep job: it covers every service, and no manifest can be named so.
@@ -32,11 +38,22 @@ impl Action {
             Action::Add => "add",
             Action::Fix => "fix",
             Action::Sweep => "sweep",
+            Action::Verify => "verify",
+            Action::Rotate => "rotate",
         }
     }
 
+    pub const ALL: [Action; 6] = [
+        Action::Check,
+        Action::Add,
+        Action::Fix,
+        Action::Sweep,
+        Action::Verify,
+        Action::Rotate,
+    ];
+
     pub fn parse(value: &str) -> Option<Action> {
-        [Action::Check, Action::Add, Action::Fix, Action::Sweep]
+        Self::ALL
             .into_iter()
             .find(|a| a.as_str() == value)
     }
@@ -90,8 +107,10 @@ impl JobMessage {
                 body.len()
             ));
         }
-        let message: JobMessage =
-            serde_json::from_slice(body).map_err(|e| format!("not a job message: {e}"))?;
+        // The reason goes into a header and a log line: serde's message quotes the offending
+        // text (an unknown action, say), which may be long or span lines.
+        let message: JobMessage = serde_json::from_slice(body)
+            .map_err(|e| format!("not a job message: {}", shown(&e.to_string())))?;
         if message.job_id.len() != 36 || message.job_id.bytes().filter(|b| *b == b'-').count() != 4
         {
             return Err("not a job message: job_id is not a UUID".into());
@@ -99,7 +118,7 @@ impl JobMessage {
         if !Self::valid_target(&message.service, message.action) {
             return Err(format!(
                 "not a job message: `{}` is not a service name",
-                message.service
+                shown(&message.service)
             ));
         }
         Ok(message)
@@ -113,6 +132,19 @@ impl JobMessage {
         }
     }
 }
+
+/// `text` on one line and at most [`MAX_SHOWN`] characters, for reasons built from input.
+fn shown(text: &str) -> String {
+    let escaped: String = text.escape_debug().collect();
+    if escaped.chars().count() > MAX_SHOWN {
+        let cut: String = escaped.chars().take(MAX_SHOWN).collect();
+        format!("{cut}…")
+    } else {
+        escaped
+    }
+}
+
+const MAX_SHOWN: usize = 200;
 
 /// Lifecycle of a job row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,6 +205,9 @@ pub enum Outcome {
     Failed { reason: String, transient: bool },
     /// A sweep ran: every service's own outcome is recorded with it as a `check` job.
     Swept { sweep: SweepSummary },
+    /// A rotation ran: what it changed, and `verify` afterwards. The old and new secrets
+    /// appear in `applied.actions` only as keyed fingerprints.
+    Rotated { applied: Applied, verified: Report },
 }
 
 /// What one sweep found and asked for.
@@ -184,6 +219,13 @@ pub struct SweepSummary {
     pub errors: usize,
     /// `"add grafana"`, `"fix redmine"`: the jobs the sweep enqueued.
     pub enqueued: Vec<String>,
+    /// Services whose login path the sweep also probed (`probe: true` or `PMA_SSO_PROBE=all`),
+    /// each recorded as a `verify` job.
+    #[serde(default)]
+    pub probed: usize,
+    /// Probes that were red or could not be made.
+    #[serde(default)]
+    pub probe_failures: usize,
 }
 
 impl SweepSummary {
@@ -192,6 +234,12 @@ impl SweepSummary {
             "swept {} services: {} in sync, {} drifted, {} errors",
             self.services, self.in_sync, self.drifted, self.errors
         );
+        if self.probed > 0 {
+            line.push_str(&format!(
+                "; probed {} login paths, {} red",
+                self.probed, self.probe_failures
+            ));
+        }
         if !self.enqueued.is_empty() {
             line.push_str("; enqueued ");
             line.push_str(&self.enqueued.join(", "));
@@ -209,6 +257,8 @@ impl Outcome {
             Outcome::Applied { .. } => "updated",
             Outcome::Failed { .. } => "failed",
             Outcome::Swept { .. } => "swept",
+            Outcome::Rotated { verified, .. } if verified.in_sync() => "rotated",
+            Outcome::Rotated { .. } => "rotated_red",
         }
     }
 }
@@ -244,5 +294,18 @@ mod tests {
         assert_eq!(sweep.action, Action::Sweep);
         assert!(JobMessage::decode(br#"{"job_id":"6f1c2d3e-0000-4000-8000-000000000000","service":"*","action":"check"}"#).is_err());
         assert!(JobMessage::decode(br#"{"job_id":"6f1c2d3e-0000-4000-8000-000000000000","service":"grafana","action":"sweep"}"#).is_err());
+        let rotate = JobMessage::decode(br#"{"job_id":"6f1c2d3e-0000-4000-8000-000000000000","service":"grafana","action":"rotate"}"#).expect("rotate");
+        assert_eq!(rotate.action, Action::Rotate);
+        assert!(JobMessage::decode(br#"{"job_id":"6f1c2d3e-0000-4000-8000-000000000000","service":"*","action":"verify"}"#).is_err());
+    }
+
+    #[test]
+    fn every_action_round_trips_through_its_name() {
+        for action in Action::ALL {
+            assert_eq!(Action::parse(action.as_str()), Some(action));
+            let json = serde_json::to_string(&action).expect("json");
+            assert_eq!(json, format!("\"{}\"", action.as_str()));
+        }
+        assert_eq!(Action::parse("rotate-all"), None);
     }
 }

@@ -34,6 +34,10 @@ pub struct Manifest {
     /// The compose service that runs it: target of `exec` deliveries and restarts (default: `name`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compose_service: Option<Slug>,
+    /// Also run `verify` (probe the login path against authentik's protocol endpoints) in every
+    /// sweep, and record its result (default false; `PMA_SSO_PROBE=all` probes every service).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub probe: bool,
     pub sso: Sso,
 }
 

@@ -924,7 +924,7 @@ impl DeliveryState {
 }
 
 /// The key that makes fingerprints of secret-bearing inputs useless to anyone without it.
-fn fingerprint_key(dir: &Path) -> Result<Vec<u8>, DeliverError> {
+pub(crate) fn fingerprint_key(dir: &Path) -> Result<Vec<u8>, DeliverError> {
     let path = dir.join("fingerprint.key");
     if let Ok(text) = std::fs::read_to_string(&path)
         && let Ok(key) = hex::decode(text.trim())

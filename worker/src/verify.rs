@@ -9,10 +9,23 @@
 //!   is one the provider accepts (`strict`: exact, `regex`: full match).
 //! - saml: the IdP metadata answers and its signing certificate is the one the service trusts
 //!   (read back through the service's deliveries, as `check` does).
-//! - proxy: not probed; the forward-auth endpoint lives on an outpost this process may not reach.
+//! - oauth / oidc also compare what was delivered to the service with what it should hold now
+//!   (the same comparison `check` makes): an `exec` or file delivery that never ran after a
+//!   rotation means the service still sends the old secret. wikijs / frappe read the client id
+//!   and secret back from the service itself (its strategy / `Social Login Key`) and compare
+//!   them with authentik's.
+//! - proxy: with an outpost URL configured (`PMA_SSO_OUTPOST_URL`, e.g. the authentik server
+//!   for the embedded outpost), an anonymous request to its Traefik forward-auth endpoint
+//!   `/outpost.goauthentik.io/auth/traefik` for the service's external host must be redirected
+//!   (authentik's outpost answers `307` to `<proto>://<host>/outpost.goauthentik.io/start`,
+//!   which starts the login at authentik). An outpost that does not serve the host answers
+//!   `400` "no app for hostname". Without the setting: "not probed: no outpost URL configured".
 //!
 //! A probe that fails is drift (a red line with the reason), never an error: errors are kept for
 //! what stops the probe from being made at all (the manifest, `.env`, the authentik API).
+//!
+//! Settings (process environment first, then `.env`, read at every run): `PMA_SSO_OUTPOST_URL`,
+//! and `PMA_SSO_PROBE` for the sweep (see [`ProbeSetting`]).
 
 use schemas::{SsoKind, Var};
 use serde_json::Value;
@@ -39,7 +52,14 @@ pub async fn verify(ctx: &Context, name: &str) -> Result<Report, FlowError> {
 /// Verify every service from one bulk read of authentik. A broken manifest is that service's
 /// error and hides no other.
 pub async fn verify_all(ctx: &Context) -> Result<Vec<ServiceResult>, FlowError> {
-    let names = ctx.service_names()?;
+    verify_some(ctx, ctx.service_names()?).await
+}
+
+/// Verify the named services from one bulk read of authentik.
+pub async fn verify_some(ctx: &Context, names: Vec<String>) -> Result<Vec<ServiceResult>, FlowError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
     let snapshot = Snapshot::fetch_all(&ctx.authentik)
         .await
         .map_err(FlowError::ReadAuthentik)?;
@@ -67,27 +87,94 @@ async fn verify_with(
     let live = snapshot.live(&package.manifest);
     let kind = package.manifest.kind();
     let (summary, drifts) = match kind {
-        SsoKind::Oauth | SsoKind::Oidc | SsoKind::Wikijs | SsoKind::Frappe => (
-            "login path works: discovery, JWKS, token grant, redirects accepted",
-            oauth2(ctx, &svc, &live).await?,
-        ),
+        SsoKind::Oauth | SsoKind::Oidc | SsoKind::Wikijs | SsoKind::Frappe => {
+            let mut drifts = oauth2(ctx, &svc, &live).await?;
+            drifts.extend(service_holds(ctx, &svc, &live).await?);
+            (
+                "login path works: discovery, JWKS, token grant, redirects accepted".to_owned(),
+                drifts,
+            )
+        }
         SsoKind::Saml => (
-            "login path works: IdP metadata, signing cert trusted",
+            "login path works: IdP metadata, signing cert trusted".to_owned(),
             saml(ctx, &svc, &live).await?,
         ),
-        SsoKind::Proxy => (
-            "not probed: forward auth needs a reachable outpost",
-            Vec::new(),
-        ),
+        SsoKind::Proxy => match setting(&env, OUTPOST_URL) {
+            None => (
+                format!("not probed: no outpost URL configured ({OUTPOST_URL})"),
+                Vec::new(),
+            ),
+            Some(outpost) => (
+                "login path works: the outpost redirects an anonymous request to log in"
+                    .to_owned(),
+                proxy(ctx, &svc, &live, &outpost).await?,
+            ),
+        },
     };
     Ok(Report {
         service: package.manifest.name.to_string(),
         kind,
-        summary: summary.to_owned(),
+        summary,
         drifts,
         warnings: Vec::new(),
         objects: Default::default(),
     })
+}
+
+/// Where the outpost that guards proxy services answers (for the embedded outpost: the
+/// authentik server, e.g. `http://server:9000`).
+pub const OUTPOST_URL: &str = "PMA_SSO_OUTPOST_URL";
+/// Which services a sweep also verifies.
+pub const PROBE: &str = "PMA_SSO_PROBE";
+
+/// A setting: the process environment first, then `.env` (empty counts as unset).
+fn setting(env: &EnvFile, key: &str) -> Option<String> {
+    std::env::var(key)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .or_else(|| env.get(key).filter(|v| !v.is_empty()).map(str::to_owned))
+}
+
+/// `PMA_SSO_PROBE`: which services a sweep also verifies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeSetting {
+    /// Unset or `manifest`: the services whose manifest says `probe: true`.
+    Manifest,
+    /// `all`: every service.
+    All,
+    /// `none`: no service, whatever the manifests say.
+    Off,
+}
+
+impl ProbeSetting {
+    pub fn parse(value: Option<&str>) -> Result<ProbeSetting, String> {
+        match value.map(str::trim) {
+            None | Some("" | "manifest") => Ok(ProbeSetting::Manifest),
+            Some("all") => Ok(ProbeSetting::All),
+            Some("none") => Ok(ProbeSetting::Off),
+            Some(other) => Err(format!(
+                "{PROBE} is `{other}`; expected `all`, `manifest` or `none`"
+            )),
+        }
+    }
+
+    /// Read it now (process environment, then `.env`).
+    pub fn read(ctx: &Context) -> Result<ProbeSetting, FlowError> {
+        let env = EnvFile::read(&ctx.settings.env_path).map_err(FlowError::ReadEnv)?;
+        Self::parse(setting(&env, PROBE).as_deref()).map_err(|problem| FlowError::Render {
+            field: PROBE.to_owned(),
+            problem,
+        })
+    }
+
+    /// Whether a sweep verifies a service with this manifest.
+    pub fn probes(self, manifest: &schemas::Manifest) -> bool {
+        match self {
+            ProbeSetting::All => true,
+            ProbeSetting::Manifest => manifest.probe,
+            ProbeSetting::Off => false,
+        }
+    }
 }
 
 fn probe_drift(field: &str, message: String) -> Drift {
@@ -274,6 +361,165 @@ async fn oauth2(
         }
     }
     Ok(drifts)
+}
+
+/// What the service holds, as `check` reads it: for oauth / oidc the deliveries (a stale one
+/// means the service was never given the current secret); for wikijs / frappe the client id
+/// and secret read back from the service.
+async fn service_holds(
+    ctx: &Context,
+    svc: &Service<'_>,
+    live: &Live<'_>,
+) -> Result<Vec<Drift>, FlowError> {
+    match svc.package.manifest.kind() {
+        SsoKind::Oauth | SsoKind::Oidc => {
+            let drifts = flows::check_deliveries(ctx, svc, &Extras::default()).await?;
+            Ok(drifts
+                .into_iter()
+                .map(|d| {
+                    probe_drift(
+                        "delivery",
+                        format!("the service may not hold the current settings: {}", d.message),
+                    )
+                })
+                .collect())
+        }
+        SsoKind::Wikijs | SsoKind::Frappe => {
+            if live.oauth2.is_none() {
+                // Already reported by the provider probe.
+                return Ok(Vec::new());
+            }
+            let report = flows::check(ctx, svc, live).await?;
+            Ok(report
+                .drifts
+                .into_iter()
+                .filter(|d| {
+                    let field = d.field.to_ascii_lowercase();
+                    !field.starts_with("env.")
+                        && (field.ends_with("clientsecret")
+                            || field.ends_with("client_secret")
+                            || field.ends_with("clientid")
+                            || field.ends_with("client_id"))
+                })
+                .map(|d| {
+                    probe_drift(
+                        "service_credentials",
+                        format!("service's secret is rejected by authentik: {}", d.message),
+                    )
+                })
+                .collect())
+        }
+        SsoKind::Saml | SsoKind::Proxy => Ok(Vec::new()),
+    }
+}
+
+/// An anonymous request to the outpost's Traefik forward-auth endpoint for the service's
+/// external host must be redirected to the login.
+async fn proxy(
+    ctx: &Context,
+    svc: &Service<'_>,
+    live: &Live<'_>,
+    outpost: &str,
+) -> Result<Vec<Drift>, FlowError> {
+    let Some(provider) = live.proxy else {
+        return Ok(vec![probe_drift(
+            "provider",
+            format!(
+                "not verified: provider {} missing",
+                crate::live::provider_name(&svc.package.manifest)
+            ),
+        )]);
+    };
+    if provider.mode == "proxy" {
+        return Ok(vec![probe_drift(
+            "outpost",
+            "not probed: mode proxy has no forward-auth endpoint (the outpost serves the service itself)"
+                .to_owned(),
+        )]);
+    }
+    let scope = scope(ctx, svc, &Extras::default());
+    let service_url = var(&scope, Var::ServiceUrl)?;
+    let (proto, host) = match url::Url::parse(&service_url) {
+        Ok(u) => (
+            u.scheme().to_owned(),
+            match (u.host_str(), u.port()) {
+                (Some(h), Some(p)) => format!("{h}:{p}"),
+                (Some(h), None) => h.to_owned(),
+                (None, _) => String::new(),
+            },
+        ),
+        Err(e) => {
+            return Err(FlowError::Render {
+                field: "service.url".into(),
+                problem: format!("{service_url} is not a URL: {e}"),
+            });
+        }
+    };
+    let endpoint = format!(
+        "{}/outpost.goauthentik.io/auth/traefik",
+        outpost.trim_end_matches('/')
+    );
+    let client = reqwest::Client::builder()
+        .timeout(ctx.settings.http_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| FlowError::Render {
+            field: OUTPOST_URL.into(),
+            problem: format!("cannot build an HTTP client: {}", transport(&e)),
+        })?;
+    let response = match client
+        .get(&endpoint)
+        .header("X-Forwarded-Proto", &proto)
+        .header("X-Forwarded-Host", &host)
+        .header("X-Forwarded-Uri", "/")
+        .header("X-Forwarded-Method", "GET")
+        .send()
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            return Ok(vec![probe_drift(
+                "outpost",
+                format!("forward auth failed: {endpoint} does not answer ({})", transport(&e)),
+            )]);
+        }
+    };
+    let status = response.status();
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let reason = if status.is_redirection() {
+        let to_login = location.ends_with("/outpost.goauthentik.io/start")
+            || location.contains("/outpost.goauthentik.io/start?")
+            || location.contains("/application/o/authorize/");
+        (!to_login).then(|| {
+            format!(
+                "forward auth redirects {host} to {}, not to the login",
+                if location.is_empty() { "nowhere" } else { &location }
+            )
+        })
+    } else if status.is_success() {
+        Some(format!(
+            "forward auth lets an anonymous request to {host} through (HTTP {})",
+            status.as_u16()
+        ))
+    } else if status.as_u16() == 400 {
+        Some(format!(
+            "the outpost at {outpost} does not serve {host} (no app for hostname: is provider {} attached to it?)",
+            provider.name
+        ))
+    } else {
+        Some(format!(
+            "forward auth failed: {endpoint} answers HTTP {}",
+            status.as_u16()
+        ))
+    };
+    Ok(reason
+        .map(|r| vec![probe_drift("outpost", r)])
+        .unwrap_or_default())
 }
 
 /// SHA-256 fingerprint of a JWK's first `x5c` certificate.

@@ -26,6 +26,12 @@ pub(crate) fn details(outcome: &Outcome) -> Vec<String> {
             .map(|a| format!("did: {a}"))
             .collect(),
         Outcome::Failed { reason, .. } => vec![format!("error: {reason}")],
+        Outcome::Rotated { applied, verified } => applied
+            .actions
+            .iter()
+            .map(|a| format!("did: {a}"))
+            .chain(verified.drifts.iter().map(|d| format!("drift: {}", d.message)))
+            .collect(),
         #[allow(unreachable_patterns)]
         _ => Vec::new(),
     }

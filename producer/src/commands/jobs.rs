@@ -1,4 +1,9 @@
-//! `check`, `plan`, `add`, `fix`, `fix-all`: through the job queue, or `--inline`.
+//! `check`, `plan`, `add`, `fix`, `fix-all`, `verify`, `rotate`: through the job queue, or
+//! `--inline`.
+//!
+//! Jobs for several services are enqueued together and run as the workers take them, except
+//! `rotate`: one service at a time (each rotation is enqueued after the previous one ended),
+//! so a platform never has more than one service mid-rotation.
 
 use std::io::Write;
 
@@ -8,6 +13,25 @@ use worker::{Applied, Context, Report};
 use super::Options;
 use crate::cli::{Status, fail};
 
+/// Which services a command covers.
+pub enum Target<'a> {
+    One(&'a str),
+    /// Every package.
+    All,
+    /// These, in this order.
+    These(Vec<String>),
+}
+
+impl Target<'_> {
+    fn names(&self, ctx: &Context) -> Result<Vec<String>, String> {
+        match self {
+            Target::One(name) => Ok(vec![(*name).to_owned()]),
+            Target::All => ctx.service_names().map_err(|e| e.to_string()),
+            Target::These(names) => Ok(names.clone()),
+        }
+    }
+}
+
 pub async fn run(
     ctx: &Context,
     opts: &Options,
@@ -16,10 +40,25 @@ pub async fn run(
     plan: bool,
     out: &mut dyn Write,
 ) -> Status {
+    let target = match service {
+        Some(name) => Target::One(name),
+        None => Target::All,
+    };
+    run_target(ctx, opts, action, target, plan, out).await
+}
+
+pub async fn run_target(
+    ctx: &Context,
+    opts: &Options,
+    action: Action,
+    target: Target<'_>,
+    plan: bool,
+    out: &mut dyn Write,
+) -> Status {
     let rows = if opts.inline {
-        run_inline(ctx, action, service, opts.json).await
+        run_inline(ctx, action, &target, opts.json).await
     } else {
-        run_queued(ctx, opts, action, service).await
+        run_queued(ctx, opts, action, &target).await
     };
     match rows {
         Ok(rows) => print(out, &rows, opts.json, plan),
@@ -31,6 +70,7 @@ pub async fn run(
 enum Row {
     Checked(Report),
     Applied { kind: String, applied: Applied },
+    Rotated { kind: String, applied: Applied, verified: Report },
     Error { kind: String, message: String },
 }
 
@@ -43,39 +83,71 @@ fn kind_of(ctx: &Context, service: &str) -> String {
 async fn run_inline(
     ctx: &Context,
     action: Action,
-    service: Option<&str>,
+    target: &Target<'_>,
     json: bool,
 ) -> Result<Vec<(String, Row)>, String> {
-    if action == Action::Check {
-        return Ok(match service {
-            Some(name) => vec![(name.to_owned(), checked(ctx, name, ctx.check(name).await))],
-            None => ctx
-                .check_all()
-                .await
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .map(|r| {
-                    let row = checked(ctx, &r.service, r.outcome);
-                    (r.service, row)
-                })
-                .collect(),
-        });
-    }
-    let names = match service {
-        Some(name) => vec![name.to_owned()],
-        None => ctx.service_names().map_err(|e| e.to_string())?,
+    // Reads of every service share one bulk read of authentik.
+    let bulk = match (action, target) {
+        (Action::Check, Target::One(name)) => {
+            return Ok(vec![(
+                (*name).to_owned(),
+                checked(ctx, name, ctx.check(name).await),
+            )]);
+        }
+        (Action::Verify, Target::One(name)) => {
+            return Ok(vec![(
+                (*name).to_owned(),
+                checked(ctx, name, worker::verify::verify(ctx, name).await),
+            )]);
+        }
+        (Action::Check, Target::All) => Some(ctx.check_all().await),
+        (Action::Verify, Target::All) => Some(worker::verify::verify_all(ctx).await),
+        (Action::Verify, Target::These(names)) => {
+            Some(worker::verify::verify_some(ctx, names.clone()).await)
+        }
+        _ => None,
     };
+    if let Some(results) = bulk {
+        return Ok(results
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|r| {
+                let row = checked(ctx, &r.service, r.outcome);
+                (r.service, row)
+            })
+            .collect());
+    }
+    let names = target.names(ctx)?;
     let mut rows = Vec::with_capacity(names.len());
     let progress = super::progress::enabled(json, names.len());
     let total = names.len();
     for (done, name) in names.into_iter().enumerate() {
         super::progress::tick(progress, action, done, total, &name);
         let kind = kind_of(ctx, &name);
-        let row = match ctx.apply(&name, action).await {
-            Ok(applied) => Row::Applied { kind, applied },
-            Err(e) => Row::Error {
+        let row = match action {
+            Action::Check => checked(ctx, &name, ctx.check(&name).await),
+            Action::Verify => checked(ctx, &name, worker::verify::verify(ctx, &name).await),
+            Action::Rotate => match worker::rotate::rotate(ctx, &name).await {
+                Ok(rotated) => Row::Rotated {
+                    kind,
+                    applied: rotated.applied,
+                    verified: rotated.verified,
+                },
+                Err(e) => Row::Error {
+                    kind,
+                    message: e.to_string(),
+                },
+            },
+            Action::Add | Action::Fix => match ctx.apply(&name, action).await {
+                Ok(applied) => Row::Applied { kind, applied },
+                Err(e) => Row::Error {
+                    kind,
+                    message: e.to_string(),
+                },
+            },
+            Action::Sweep => Row::Error {
                 kind,
-                message: e.to_string(),
+                message: "a sweep is not run per service (`pma-sso sweep`)".into(),
             },
         };
         rows.push((name, row));
@@ -98,33 +170,39 @@ async fn run_queued(
     ctx: &Context,
     opts: &Options,
     action: Action,
-    service: Option<&str>,
+    target: &Target<'_>,
 ) -> Result<Vec<(String, Row)>, String> {
     let pipeline = super::pipeline_settings(ctx)?;
-    let names = match service {
-        Some(name) => vec![name.to_owned()],
-        None => ctx.service_names().map_err(|e| e.to_string())?,
-    };
+    let names = target.names(ctx)?;
     let client = super::job_client(&pipeline).await?;
-    let mut ids = Vec::with_capacity(names.len());
-    for name in &names {
-        let enqueued = client
-            .enqueue(name, action, Trigger::Cli, None)
-            .await
-            .map_err(|e| e.to_string())?;
-        ids.push(enqueued.id);
+    // A rotation at a time: each waits for the one before it.
+    let batches: Vec<Vec<String>> = if action == Action::Rotate {
+        names.into_iter().map(|n| vec![n]).collect()
+    } else {
+        vec![names]
+    };
+    let mut jobs = Vec::new();
+    for batch in batches {
+        let mut ids = Vec::with_capacity(batch.len());
+        for name in &batch {
+            let enqueued = client
+                .enqueue(name, action, Trigger::Cli, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            ids.push(enqueued.id);
+        }
+        let watch = super::progress::Watch::start(
+            super::progress::enabled(opts.json, ids.len()),
+            client.db.clone(),
+            ids.clone(),
+            action,
+        );
+        let done = client
+            .wait(&ids, opts.pickup_timeout, opts.wait_timeout)
+            .await;
+        watch.finish();
+        jobs.extend(done.map_err(|e| e.to_string())?);
     }
-    let watch = super::progress::Watch::start(
-        super::progress::enabled(opts.json, ids.len()),
-        client.db.clone(),
-        ids.clone(),
-        action,
-    );
-    let jobs = client
-        .wait(&ids, opts.pickup_timeout, opts.wait_timeout)
-        .await;
-    watch.finish();
-    let jobs = jobs.map_err(|e| e.to_string())?;
     client.close().await;
     Ok(jobs
         .into_iter()
@@ -135,6 +213,11 @@ async fn run_queued(
                     Row::Checked(report)
                 }
                 Some(Outcome::Applied { applied }) => Row::Applied { kind, applied },
+                Some(Outcome::Rotated { applied, verified }) => Row::Rotated {
+                    kind,
+                    applied,
+                    verified,
+                },
                 // Not produced by these commands; `pma-sso sweep` prints sweeps.
                 Some(Outcome::Swept { sweep }) => Row::Applied {
                     kind,
@@ -204,6 +287,32 @@ fn print(out: &mut dyn Write, rows: &[(String, Row)], json: bool, plan: bool) ->
                     json_rows.push(serde_json::json!({"service": name, "type": kind, "actions": applied.actions, "restart": applied.restart}));
                 } else {
                     let _ = writeln!(out, "{}", applied.line(name, kind));
+                }
+            }
+            Row::Rotated {
+                kind,
+                applied,
+                verified,
+            } => {
+                for s in &applied.restart {
+                    if !restart.contains(s) {
+                        restart.push(s.clone());
+                    }
+                }
+                if !verified.in_sync() {
+                    status = status.max(Status::Drift);
+                }
+                if json {
+                    json_rows.push(serde_json::json!({
+                        "service": name, "type": kind, "actions": applied.actions,
+                        "restart": applied.restart, "verified": {
+                            "in_sync": verified.in_sync(), "summary": verified.summary,
+                            "drifts": verified.drifts,
+                        },
+                    }));
+                } else {
+                    let _ = writeln!(out, "{}", applied.line(name, kind));
+                    let _ = writeln!(out, "{}", verified.line());
                 }
             }
             Row::Error { kind, message } => {

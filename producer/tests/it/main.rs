@@ -19,5 +19,6 @@ mod status;
 mod status_page;
 mod sweep;
 mod verify;
+mod verify_queue;
 mod webhook;
 mod webhook_install;

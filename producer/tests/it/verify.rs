@@ -99,9 +99,9 @@ async fn verify_is_green_for_all_twelve_after_fix_all() {
         "✓ grafana (oidc) — login path works: discovery, JWKS, token grant, redirects accepted"
     ));
     assert!(out.contains("✓ zammad (saml) — login path works: IdP metadata, signing cert trusted"));
-    assert!(
-        out.contains("✓ uptime-kuma (proxy) — not probed: forward auth needs a reachable outpost")
-    );
+    assert!(out.contains(
+        "✓ uptime-kuma (proxy) — not probed: no outpost URL configured (PMA_SSO_OUTPOST_URL)"
+    ));
     // One grant per OAuth2 client, each through the token endpoint.
     assert_eq!(s.sim.authentik.count("POST", "/application/o/token/"), 10);
 }
@@ -188,4 +188,112 @@ async fn each_broken_login_path_is_red_with_its_reason() {
             "❌ grafana (oidc) — issuer mismatch: the service was given {base}/application/o/grafana/, discovery names https://auth.elsewhere.example/application/o/grafana/"
         )
     );
+}
+
+#[tokio::test]
+async fn proxy_services_are_probed_at_the_outposts_forward_auth_endpoint() {
+    let s = fixed().await;
+    let authentik = &s.sim.authentik;
+    // The embedded outpost answers on authentik's own port.
+    s.set_env("PMA_SSO_OUTPOST_URL", &authentik.base_url());
+    let (code, out) = s.pma(&["--inline", "verify", "uptime-kuma"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out.trim_end(),
+        "✓ uptime-kuma (proxy) — login path works: the outpost redirects an anonymous request to log in"
+    );
+    assert_eq!(
+        authentik.count("GET", "/outpost.goauthentik.io/auth/traefik"),
+        1
+    );
+
+    // Taken off the outpost: nothing serves the host any more.
+    authentik.patch_outpost("authentik Embedded Outpost", json!({"providers": []}));
+    let (code, out) = s.pma(&["--inline", "verify", "uptime-kuma"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        out.trim_end(),
+        format!(
+            "❌ uptime-kuma (proxy) — the outpost at {} does not serve uptime.example.org (no app for hostname: is provider pma-sso-uptime-kuma attached to it?)",
+            authentik.base_url()
+        )
+    );
+    // `fix` attaches it again.
+    let (code, out) = s.pma(&["--inline", "fix", "uptime-kuma"]).await;
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = s.pma(&["--inline", "verify", "uptime-kuma"]).await;
+    assert_eq!(code, 0, "{out}");
+
+    // An outpost URL where nothing answers.
+    s.set_env("PMA_SSO_OUTPOST_URL", "http://127.0.0.1:9");
+    let (code, out) = s.pma(&["--inline", "verify", "uptime-kuma"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.starts_with("❌ uptime-kuma (proxy) — forward auth failed: http://127.0.0.1:9/outpost.goauthentik.io/auth/traefik does not answer"),
+        "{out}"
+    );
+}
+
+/// The stand-in's embedded outpost answers as authentik's does (internal/outpost/proxyv2):
+/// Traefik's endpoint redirects an anonymous request with 307 to the outpost's start URL on
+/// the application's host, nginx's answers 401, skipped paths pass, an unknown host is 400.
+#[tokio::test]
+async fn the_stand_in_outpost_answers_forward_auth_like_authentiks() {
+    let s = fixed().await;
+    let base = s.sim.authentik.base_url();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let traefik = |host: &'static str, uri: &'static str| {
+        client
+            .get(format!("{base}/outpost.goauthentik.io/auth/traefik"))
+            .header("X-Forwarded-Proto", "https")
+            .header("X-Forwarded-Host", host)
+            .header("X-Forwarded-Uri", uri)
+            .send()
+    };
+    let r = traefik("uptime.example.org", "/dashboard").await.expect("traefik");
+    assert_eq!(r.status().as_u16(), 307);
+    assert_eq!(
+        r.headers()["location"],
+        "https://uptime.example.org/outpost.goauthentik.io/start"
+    );
+    // skip_path_regex: status pages stay public.
+    let r = traefik("uptime.example.org", "/status/main").await.expect("skip");
+    assert_eq!(r.status().as_u16(), 200);
+    let r = client
+        .get(format!("{base}/outpost.goauthentik.io/auth/nginx"))
+        .header("X-Original-URL", "https://uptime.example.org/dashboard")
+        .send()
+        .await
+        .expect("nginx");
+    assert_eq!(r.status().as_u16(), 401);
+    let r = client
+        .get(format!("{base}/outpost.goauthentik.io/auth/nginx"))
+        .send()
+        .await
+        .expect("nginx without the original URL");
+    assert_eq!(r.status().as_u16(), 500);
+
+    // A second proxy application: host lookup is exact, and an unknown host is refused.
+    let dir = s.dir.path().join("packages").join("other-kuma");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("manifest.yaml"),
+        "name: other-kuma\ninternal_url: http://other:3001\nsso:\n  type: proxy\n  configured: false\n",
+    )
+    .expect("manifest");
+    let (code, out) = s.pma(&["--inline", "add", "other-kuma"]).await;
+    assert_eq!(code, 0, "{out}");
+    let r = traefik("other-kuma.example.org", "/").await.expect("second");
+    assert_eq!(
+        r.headers()["location"],
+        "https://other-kuma.example.org/outpost.goauthentik.io/start"
+    );
+    let r = traefik("nobody.example.org", "/").await.expect("unknown");
+    assert_eq!(r.status().as_u16(), 400);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["Message"], "no app for hostname");
+    assert_eq!(body["Host"], "nobody.example.org");
 }

@@ -1,6 +1,8 @@
 //! The protocol endpoints a user's login goes through, outside `/api/v3` and without the API
 //! token: per-provider OIDC discovery and JWKS, the token endpoint (only the
-//! `client_credentials` grant), and SAML IdP metadata.
+//! `client_credentials` grant), SAML IdP metadata, and the embedded outpost's forward-auth
+//! endpoints (`/outpost.goauthentik.io/auth/{traefik,nginx}`), which authentik's server answers
+//! on its own port.
 //!
 //! URLs in the answers are built from the configured public URL of the stand-in, else from the
 //! request's `Host`, as a real authentik echoes the host it was called on. Keys are the seeded
@@ -24,6 +26,9 @@ pub(crate) fn handle(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Option<Response> {
+    if let Some(rest) = path.strip_prefix("/outpost.goauthentik.io/") {
+        return Some(outpost(store, method, rest, headers));
+    }
     let rest = path.strip_prefix("/application/")?;
     // Django's patterns: every view ends in `/` except the discovery document.
     let is_discovery = path.ends_with("/.well-known/openid-configuration");
@@ -212,6 +217,175 @@ fn token(store: &Store, headers: &HeaderMap, body: &[u8]) -> Response {
             "expires_in": 300,
         }),
     )
+}
+
+/// A proxy provider the embedded outpost serves.
+struct OutpostApp<'s> {
+    fields: &'s Map<String, Value>,
+    /// `host[:port]` of `external_host`.
+    host: String,
+}
+
+impl OutpostApp<'_> {
+    fn mode(&self) -> &str {
+        str_field(self.fields, "mode")
+    }
+
+    /// `skip_path_regex`: one regex a line. authentik matches the full URL in `forward_domain`
+    /// mode and the path otherwise.
+    fn allowlisted(&self, url: &url::Url) -> bool {
+        let subject = if self.mode() == "forward_domain" {
+            url.as_str().to_owned()
+        } else {
+            url.path().to_owned()
+        };
+        str_field(self.fields, "skip_path_regex")
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .filter_map(|l| fancy_regex::Regex::new(l.trim()).ok())
+            .any(|re| re.is_match(&subject).unwrap_or(false))
+    }
+}
+
+fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(name)
+        .and_then(|h| h.to_str().ok())
+        .filter(|v| !v.is_empty())
+}
+
+/// The host the outpost looks applications up by (`web.GetHost`): `X-Forwarded-Host`, else
+/// `Host`.
+fn request_host(headers: &HeaderMap) -> String {
+    header_text(headers, "x-forwarded-host")
+        .or_else(|| header_text(headers, "host"))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The embedded outpost (`internal/outpost/proxyv2`): only the proxy providers attached to
+/// it, looked up by the request's host (`lookupApp`: exact `external_host` host, else the
+/// longest `cookie_domain` suffix among `forward_domain` ones; with a single application any
+/// host reaches it). Nobody here holds a session, so every request is anonymous.
+fn outpost(store: &Store, method: &Method, rest: &str, headers: &HeaderMap) -> Response {
+    if rest == "ping" {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let attached: Vec<i64> = store
+        .outposts
+        .iter()
+        .find(|o| str_field(o, "managed") == super::seed::EMBEDDED_OUTPOST_MANAGED)
+        .and_then(|o| o.get("providers"))
+        .and_then(Value::as_array)
+        .map(|pks| pks.iter().filter_map(Value::as_i64).collect())
+        .unwrap_or_default();
+    let apps: Vec<OutpostApp<'_>> = attached
+        .iter()
+        .filter_map(|pk| store.providers.get(pk))
+        .filter(|p| p.kind == ProviderKind::Proxy)
+        .map(|p| OutpostApp {
+            fields: &p.fields,
+            host: url::Url::parse(str_field(&p.fields, "external_host"))
+                .ok()
+                .and_then(|u| {
+                    u.host_str().map(|h| match u.port() {
+                        Some(port) => format!("{h}:{port}"),
+                        None => h.to_owned(),
+                    })
+                })
+                .unwrap_or_default(),
+        })
+        .collect();
+    let host = request_host(headers);
+    let direct = apps.iter().find(|a| a.host == host);
+    let by_cookie = || {
+        apps.iter()
+            .filter(|a| a.mode() == "forward_domain")
+            .filter_map(|a| {
+                let domain = str_field(a.fields, "cookie_domain").trim_start_matches('.');
+                (!domain.is_empty() && host.ends_with(domain)).then_some((domain.len(), a))
+            })
+            .max_by_key(|(len, _)| *len)
+            .map(|(_, a)| a)
+    };
+    let Some(app) = direct
+        .or_else(by_cookie)
+        .or_else(|| (apps.len() == 1).then(|| &apps[0]))
+    else {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            json!({
+                "Message": "no app for hostname",
+                "Host": host,
+                "Detail": format!("Check the outpost settings and make sure '{host}' is included."),
+            }),
+        );
+    };
+    if !matches!(app.mode(), "forward_single" | "forward_domain") {
+        // A `proxy` mode application has no forward-auth routes: it serves the upstream.
+        return not_found();
+    }
+    match (method.clone(), rest) {
+        (_, "auth/traefik") => forward_traefik(app, headers),
+        (_, "auth/nginx" | "auth") => forward_nginx(app, headers),
+        _ => not_found(),
+    }
+}
+
+fn configuration_error() -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, "configuration error
+").into_response()
+}
+
+/// `forwardHandleTraefik`: the original request comes in `X-Forwarded-{Proto,Host,Uri}`. An
+/// anonymous request to a path that is not skipped is redirected (307) to the outpost's
+/// `/outpost.goauthentik.io/start` on the application's host, which starts the login.
+fn forward_traefik(app: &OutpostApp<'_>, headers: &HeaderMap) -> Response {
+    let proto = header_text(headers, "x-forwarded-proto").unwrap_or("");
+    let Some(forwarded_host) = header_text(headers, "x-forwarded-host") else {
+        return configuration_error();
+    };
+    let uri = header_text(headers, "x-forwarded-uri").unwrap_or("/");
+    let scheme = if proto.is_empty() { "http" } else { proto };
+    let Ok(fwd) = url::Url::parse(&format!("{scheme}://{forwarded_host}{uri}")) else {
+        return configuration_error();
+    };
+    if app.allowlisted(&fwd) || uri.starts_with("/outpost.goauthentik.io") {
+        return StatusCode::OK.into_response();
+    }
+    let host = if app.mode() == "forward_domain" {
+        app.host.clone()
+    } else {
+        forwarded_host.to_owned()
+    };
+    let proto = if proto.is_empty() {
+        String::new()
+    } else {
+        format!("{proto}:")
+    };
+    let location = format!("{proto}//{host}/outpost.goauthentik.io/start");
+    let Ok(location) = HeaderValue::from_str(&location) else {
+        return configuration_error();
+    };
+    (
+        StatusCode::TEMPORARY_REDIRECT,
+        [(header::LOCATION, location)],
+    )
+        .into_response()
+}
+
+/// `forwardHandleNginx`: the original URL comes in `X-Original-URL`; an anonymous request to a
+/// path that is not skipped answers 401 (nginx then sends the browser to `auth-signin`).
+fn forward_nginx(app: &OutpostApp<'_>, headers: &HeaderMap) -> Response {
+    let Some(fwd) = header_text(headers, "x-original-url").and_then(|u| url::Url::parse(u).ok())
+    else {
+        return configuration_error();
+    };
+    if app.allowlisted(&fwd) || fwd.path().starts_with("/outpost.goauthentik.io") {
+        return StatusCode::OK.into_response();
+    }
+    (StatusCode::UNAUTHORIZED, "unauthorized request
+").into_response()
 }
 
 /// `Authorization: Basic base64(id:secret)`, when present and well-formed.

@@ -299,6 +299,11 @@ pub async fn record_service_state(
         ),
         Outcome::Failed { reason, .. } => ("error", reason.clone(), false, false),
         Outcome::Swept { sweep } => ("in_sync", sweep.line(), false, false),
+        // A rotation changed the secret and then probed the login path.
+        Outcome::Rotated { verified, .. } if verified.in_sync() => {
+            ("in_sync", verified.line(), true, true)
+        }
+        Outcome::Rotated { verified, .. } => ("drifted", verified.line(), true, true),
     };
     sqlx::query(
         "insert into service_state (service, last_status, last_summary, last_job, last_check_at, last_change_at, authentik_ids, updated_at)

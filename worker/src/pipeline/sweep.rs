@@ -6,6 +6,12 @@
 //! (trigger `cron`, `trigger_ref` = the sweep's id) together with its `service_state`, so
 //! `status` and `history` read a sweep like any other check. Then the follow-ups: `add` for a
 //! manifest still `configured: false`, `fix` for a drifted one that opts into `auto_fix`.
+//!
+//! Services that opt into probing (`probe: true` in the manifest, or every service with
+//! `PMA_SSO_PROBE=all`; `none` turns it off) are also verified — their login path walked
+//! against authentik's protocol endpoints, from one more bulk read — and each result is
+//! recorded as a finished `verify` job (trigger `cron`) with its service state, after the
+//! checks, so `status` shows the probe.
 
 use schemas::job::{Action, JobMessage, Outcome, SweepSummary, Trigger};
 use schemas::{Manifest, Package};
@@ -17,6 +23,7 @@ use super::db::{self, DbError};
 use super::queue::{Publisher, Topology};
 use crate::context::Context;
 use crate::error::FlowError;
+use crate::verify::{self, ProbeSetting};
 
 pub struct Sweep<'a> {
     pub ctx: &'a Context,
@@ -44,12 +51,15 @@ fn record_error(e: impl std::fmt::Display) -> FlowError {
 impl Sweep<'_> {
     /// Run the sweep whose job row is `sweep_job`.
     pub async fn run(&self, sweep_job: Uuid) -> Result<SweepSummary, FlowError> {
+        // A bad setting fails the sweep before anything is recorded, naming the setting.
+        let probe = ProbeSetting::read(self.ctx)?;
         let results = self.ctx.check_all().await?;
         let mut summary = SweepSummary {
             services: results.len(),
             ..SweepSummary::default()
         };
         let mut follow_ups = Vec::new();
+        let mut probed = Vec::new();
         let trigger_ref = sweep_job.to_string();
         // One transaction for every service's row: a sweep's record is all or nothing, and
         // a thousand services commit once.
@@ -72,9 +82,10 @@ impl Sweep<'_> {
                     }
                 }
             };
-            record_check(
+            record_result(
                 &mut tx,
                 &result.service,
+                Action::Check,
                 &trigger_ref,
                 self.settings.retry.max_attempts,
                 &outcome,
@@ -83,13 +94,66 @@ impl Sweep<'_> {
             .map_err(record_error)?;
             // A manifest that does not parse produced a failed check above and asks for nothing.
             let package: Result<Package, _> = self.ctx.package(&result.service);
-            if let Ok(package) = package
-                && let Some(action) = follow_up(&package.manifest, &outcome)
-            {
-                follow_ups.push((result.service, action));
+            if let Ok(package) = package {
+                if probe.probes(&package.manifest) {
+                    probed.push(result.service.clone());
+                }
+                if let Some(action) = follow_up(&package.manifest, &outcome) {
+                    follow_ups.push((result.service, action));
+                }
             }
         }
         tx.commit().await.map_err(record_error)?;
+
+        if !probed.is_empty() {
+            // The checks are committed: a probe pass that cannot read authentik is recorded
+            // as every probe's failure rather than failing (and re-running) the whole sweep.
+            let verified: Vec<(String, Outcome)> =
+                match verify::verify_some(self.ctx, probed.clone()).await {
+                    Ok(all) => all
+                        .into_iter()
+                        .map(|r| {
+                            let outcome = match r.outcome {
+                                Ok(report) if report.in_sync() => Outcome::InSync { report },
+                                Ok(report) => Outcome::Drifted { report },
+                                Err(e) => Outcome::Failed {
+                                    reason: e.to_string(),
+                                    transient: e.is_transient(),
+                                },
+                            };
+                            (r.service, outcome)
+                        })
+                        .collect(),
+                    Err(e) => probed
+                        .into_iter()
+                        .map(|name| {
+                            let outcome = Outcome::Failed {
+                                reason: e.to_string(),
+                                transient: e.is_transient(),
+                            };
+                            (name, outcome)
+                        })
+                        .collect(),
+                };
+            summary.probed = verified.len();
+            let mut tx = self.db.begin().await.map_err(record_error)?;
+            for (service, outcome) in verified {
+                if !matches!(outcome, Outcome::InSync { .. }) {
+                    summary.probe_failures += 1;
+                }
+                record_result(
+                    &mut tx,
+                    &service,
+                    Action::Verify,
+                    &trigger_ref,
+                    self.settings.retry.max_attempts,
+                    &outcome,
+                )
+                .await
+                .map_err(record_error)?;
+            }
+            tx.commit().await.map_err(record_error)?;
+        }
 
         for (service, action) in follow_ups {
             self.enqueue(&service, action, &trigger_ref)
@@ -101,6 +165,8 @@ impl Sweep<'_> {
             services = summary.services,
             drifted = summary.drifted,
             errors = summary.errors,
+            probed = summary.probed,
+            probe_failures = summary.probe_failures,
             enqueued = summary.enqueued.len(),
             "sweep finished"
         );
@@ -152,10 +218,12 @@ impl Sweep<'_> {
     }
 }
 
-/// One service's result as a finished `check` job with its attempt, and its service state.
-async fn record_check(
+/// One service's result as a finished `check` (or `verify`) job with its attempt, and its
+/// service state.
+async fn record_result(
     conn: &mut sqlx::PgConnection,
     service: &str,
+    action: Action,
     trigger_ref: &str,
     max_attempts: u32,
     outcome: &Outcome,
@@ -169,10 +237,11 @@ async fn record_check(
     sqlx::query(
         "insert into jobs (id, service, action, trigger, trigger_ref, status, attempts, max_attempts,
                            last_error, outcome, published_at, finished_at)
-         values ($1, $2, 'check', $3, $4, $5, 1, $6, $7, $8, null, now())",
+         values ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, null, now())",
     )
     .bind(id)
     .bind(service)
+    .bind(action.as_str())
     .bind(Trigger::Cron.as_str())
     .bind(trigger_ref)
     .bind(status)

@@ -370,6 +370,23 @@ impl Worker {
                 .run(job.id)
                 .await?,
             }),
+            // Recorded like a check: a failed probe is drift with its reason.
+            Action::Verify => {
+                let report = crate::verify::verify(&self.ctx, service).await?;
+                Ok(if report.in_sync() {
+                    Outcome::InSync { report }
+                } else {
+                    Outcome::Drifted { report }
+                })
+            }
+            // Under this job's service lock, like `fix`.
+            Action::Rotate => {
+                let rotated = crate::rotate::rotate(&self.ctx, service).await?;
+                Ok(Outcome::Rotated {
+                    applied: rotated.applied,
+                    verified: rotated.verified,
+                })
+            }
         }
     }
 
