@@ -53,9 +53,7 @@ impl Action {
     ];
 
     pub fn parse(value: &str) -> Option<Action> {
-        Self::ALL
-            .into_iter()
-            .find(|a| a.as_str() == value)
+        Self::ALL.into_iter().find(|a| a.as_str() == value)
     }
 }
 

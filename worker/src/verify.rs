@@ -56,7 +56,10 @@ pub async fn verify_all(ctx: &Context) -> Result<Vec<ServiceResult>, FlowError> 
 }
 
 /// Verify the named services from one bulk read of authentik.
-pub async fn verify_some(ctx: &Context, names: Vec<String>) -> Result<Vec<ServiceResult>, FlowError> {
+pub async fn verify_some(
+    ctx: &Context,
+    names: Vec<String>,
+) -> Result<Vec<ServiceResult>, FlowError> {
     if names.is_empty() {
         return Ok(Vec::new());
     }
@@ -105,8 +108,7 @@ async fn verify_with(
                 Vec::new(),
             ),
             Some(outpost) => (
-                "login path works: the outpost redirects an anonymous request to log in"
-                    .to_owned(),
+                "login path works: the outpost redirects an anonymous request to log in".to_owned(),
                 proxy(ctx, &svc, &live, &outpost).await?,
             ),
         },
@@ -379,7 +381,10 @@ async fn service_holds(
                 .map(|d| {
                     probe_drift(
                         "delivery",
-                        format!("the service may not hold the current settings: {}", d.message),
+                        format!(
+                            "the service may not hold the current settings: {}",
+                            d.message
+                        ),
                     )
                 })
                 .collect())
@@ -480,7 +485,10 @@ async fn proxy(
         Err(e) => {
             return Ok(vec![probe_drift(
                 "outpost",
-                format!("forward auth failed: {endpoint} does not answer ({})", transport(&e)),
+                format!(
+                    "forward auth failed: {endpoint} does not answer ({})",
+                    transport(&e)
+                ),
             )]);
         }
     };
@@ -498,7 +506,11 @@ async fn proxy(
         (!to_login).then(|| {
             format!(
                 "forward auth redirects {host} to {}, not to the login",
-                if location.is_empty() { "nowhere" } else { &location }
+                if location.is_empty() {
+                    "nowhere"
+                } else {
+                    &location
+                }
             )
         })
     } else if status.is_success() {

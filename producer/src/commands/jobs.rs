@@ -69,9 +69,19 @@ pub async fn run_target(
 /// One service's result, however it was obtained.
 enum Row {
     Checked(Report),
-    Applied { kind: String, applied: Applied },
-    Rotated { kind: String, applied: Applied, verified: Report },
-    Error { kind: String, message: String },
+    Applied {
+        kind: String,
+        applied: Applied,
+    },
+    Rotated {
+        kind: String,
+        applied: Applied,
+        verified: Report,
+    },
+    Error {
+        kind: String,
+        message: String,
+    },
 }
 
 fn kind_of(ctx: &Context, service: &str) -> String {

@@ -75,11 +75,11 @@ async fn rotate_one_then_all_leaves_verify_green_and_the_old_secrets_rejected() 
 #[derive(Clone, Copy, Debug)]
 enum Stop {
     /// authentik refuses every provider write: the new secret is in `.env` only.
-    AfterEnvWrite,
+    EnvWritten,
     /// The service refuses the delivery: authentik has the new secret, the service the old.
-    AfterAuthentikPatch,
+    AuthentikPatched,
     /// The token endpoint fails: everything is rotated, the closing verify is red.
-    AfterDelivery,
+    Delivered,
 }
 
 /// The service's own switch that makes its delivery fail, and the one that heals it.
@@ -88,7 +88,10 @@ fn break_delivery(s: &crate::verify::Setup, service: &str, broken: bool) {
         // Wiki.js would turn its API back on itself: make it unreachable instead.
         "wikijs" => {
             let url = s.sim.wikijs.base_url();
-            s.set_env("WIKIJS_URL", if broken { "http://127.0.0.1:9" } else { &url });
+            s.set_env(
+                "WIKIJS_URL",
+                if broken { "http://127.0.0.1:9" } else { &url },
+            );
         }
         "erpnext" => {
             if broken {
@@ -113,17 +116,17 @@ async fn interrupted_rotations_are_repaired_by_fix(service: &str, kind: &str) {
     let provider = format!("pma-sso-{service}");
     let token_url = format!("{}/application/o/token/", s.sim.authentik.base_url());
     let id = s.env(&id_key);
-    for stop in [Stop::AfterEnvWrite, Stop::AfterAuthentikPatch, Stop::AfterDelivery] {
+    for stop in [Stop::EnvWritten, Stop::AuthentikPatched, Stop::Delivered] {
         let old = s.env(&secret_key);
         assert_eq!(grant(&token_url, &id, &old).await.0, 200, "{stop:?}");
         match stop {
-            Stop::AfterEnvWrite => s.sim.authentik.set_faults(testkit::Faults {
+            Stop::EnvWritten => s.sim.authentik.set_faults(testkit::Faults {
                 error_rate: 1.0,
                 path_prefix: Some("/providers/oauth2/".into()),
                 ..testkit::Faults::default()
             }),
-            Stop::AfterAuthentikPatch => break_delivery(&s, service, true),
-            Stop::AfterDelivery => s.sim.authentik.set_faults(testkit::Faults {
+            Stop::AuthentikPatched => break_delivery(&s, service, true),
+            Stop::Delivered => s.sim.authentik.set_faults(testkit::Faults {
                 error_rate: 1.0,
                 path_prefix: Some("/application/o/token/".into()),
                 ..testkit::Faults::default()
@@ -132,7 +135,10 @@ async fn interrupted_rotations_are_repaired_by_fix(service: &str, kind: &str) {
         let (code, out) = s.pma(&["--inline", "rotate", service]).await;
         let new = s.env(&secret_key);
         assert_ne!(new, old, "{stop:?}: .env is written first");
-        assert!(!out.contains(&old) && !out.contains(&new), "{stop:?}: {out}");
+        assert!(
+            !out.contains(&old) && !out.contains(&new),
+            "{stop:?}: {out}"
+        );
         let in_authentik = s
             .sim
             .authentik
@@ -140,18 +146,21 @@ async fn interrupted_rotations_are_repaired_by_fix(service: &str, kind: &str) {
             .and_then(|p| p["client_secret"].as_str().map(str::to_owned))
             .expect("provider");
         match stop {
-            Stop::AfterEnvWrite => {
+            Stop::EnvWritten => {
                 assert_eq!(code, 2, "{stop:?}: {out}");
                 assert_eq!(in_authentik, old, "{stop:?}: authentik untouched");
             }
-            Stop::AfterAuthentikPatch => {
+            Stop::AuthentikPatched => {
                 assert_eq!(code, 2, "{stop:?}: {out}");
                 assert_eq!(in_authentik, new, "{stop:?}: authentik has the new secret");
             }
-            Stop::AfterDelivery => {
+            Stop::Delivered => {
                 assert_eq!(code, 1, "{stop:?}: {out}");
                 assert_eq!(in_authentik, new, "{stop:?}");
-                assert!(out.contains(&format!("❌ {service} ({kind}) — token grant failed")), "{out}");
+                assert!(
+                    out.contains(&format!("❌ {service} ({kind}) — token grant failed")),
+                    "{out}"
+                );
             }
         }
         // Healed platform, rotation still half done: verify says so (except after delivery,
@@ -160,17 +169,27 @@ async fn interrupted_rotations_are_repaired_by_fix(service: &str, kind: &str) {
         break_delivery(&s, service, false);
         let (code, out) = s.pma(&["--inline", "verify", service]).await;
         match stop {
-            Stop::AfterDelivery => assert_eq!(code, 0, "{stop:?}: {out}"),
-            _ => assert_eq!(code, 1, "{stop:?}: verify must see the half rotation: {out}"),
+            Stop::Delivered => assert_eq!(code, 0, "{stop:?}: {out}"),
+            _ => assert_eq!(
+                code, 1,
+                "{stop:?}: verify must see the half rotation: {out}"
+            ),
         }
 
         let (code, out) = s.pma(&["--inline", "fix", service]).await;
         assert_eq!(code, 0, "{stop:?}: {out}");
         let (code, out) = s.pma(&["--inline", "verify", service]).await;
         assert_eq!(code, 0, "{stop:?}: {out}");
-        assert!(out.starts_with(&format!("✓ {service} ({kind}) — login path works")), "{out}");
+        assert!(
+            out.starts_with(&format!("✓ {service} ({kind}) — login path works")),
+            "{out}"
+        );
         let (status, body) = grant(&token_url, &id, &old).await;
-        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{stop:?}");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "{stop:?}"
+        );
         assert_eq!(grant(&token_url, &id, &new).await.0, 200, "{stop:?}");
     }
 }

@@ -253,14 +253,18 @@ async fn the_stand_in_outpost_answers_forward_auth_like_authentiks() {
             .header("X-Forwarded-Uri", uri)
             .send()
     };
-    let r = traefik("uptime.example.org", "/dashboard").await.expect("traefik");
+    let r = traefik("uptime.example.org", "/dashboard")
+        .await
+        .expect("traefik");
     assert_eq!(r.status().as_u16(), 307);
     assert_eq!(
         r.headers()["location"],
         "https://uptime.example.org/outpost.goauthentik.io/start"
     );
     // skip_path_regex: status pages stay public.
-    let r = traefik("uptime.example.org", "/status/main").await.expect("skip");
+    let r = traefik("uptime.example.org", "/status/main")
+        .await
+        .expect("skip");
     assert_eq!(r.status().as_u16(), 200);
     let r = client
         .get(format!("{base}/outpost.goauthentik.io/auth/nginx"))
@@ -286,7 +290,9 @@ async fn the_stand_in_outpost_answers_forward_auth_like_authentiks() {
     .expect("manifest");
     let (code, out) = s.pma(&["--inline", "add", "other-kuma"]).await;
     assert_eq!(code, 0, "{out}");
-    let r = traefik("other-kuma.example.org", "/").await.expect("second");
+    let r = traefik("other-kuma.example.org", "/")
+        .await
+        .expect("second");
     assert_eq!(
         r.headers()["location"],
         "https://other-kuma.example.org/outpost.goauthentik.io/start"

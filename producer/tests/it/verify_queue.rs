@@ -189,7 +189,10 @@ async fn verify_and_rotate_run_through_a_worker_and_are_recorded() {
     let (code, out) = q.pma(&["status"]).await;
     assert_eq!(code, 1, "{out}");
     let red = crate::status::line_for(&out, "❌ redmine — red");
-    assert!(red.contains("service's secret is rejected by authentik"), "{red}");
+    assert!(
+        red.contains("service's secret is rejected by authentik"),
+        "{red}"
+    );
     let (code, out) = q.pma(&["history", "redmine"]).await;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("verify"), "{out}");
@@ -211,7 +214,10 @@ async fn verify_and_rotate_run_through_a_worker_and_are_recorded() {
         out.starts_with("✓ grafana (oidc) — wrote a new client secret to .env as GRAFANA_SSO_CLIENT_SECRET; updated provider pma-sso-grafana (client_secret)"),
         "{out}"
     );
-    assert!(out.contains("\n✓ grafana (oidc) — login path works"), "{out}");
+    assert!(
+        out.contains("\n✓ grafana (oidc) — login path works"),
+        "{out}"
+    );
     assert!(out.contains("restart needed: grafana"), "{out}");
     assert_eq!(grant(&token_url, &id, &old).await, 400);
     assert_eq!(grant(&token_url, &id, &new).await, 200);
@@ -234,7 +240,10 @@ async fn verify_and_rotate_run_through_a_worker_and_are_recorded() {
         for text in [&outcome, &attempts] {
             assert!(!text.contains(secret.as_str()), "plain secret in {text}");
             assert!(!text.contains(&plain_sha), "unkeyed sha256 in {text}");
-            assert!(!text.contains(&plain_sha[..16]), "unkeyed sha256 prefix in {text}");
+            assert!(
+                !text.contains(&plain_sha[..16]),
+                "unkeyed sha256 prefix in {text}"
+            );
         }
     }
     let fingerprints: Vec<&str> = outcome
@@ -326,7 +335,9 @@ async fn a_sweep_verifies_the_services_that_opt_in_and_records_each_probe() {
     std::fs::write(&manifest, format!("{text}probe: true\n")).expect("opt in");
     let ctx = crate::serve::context(dir.path());
     for name in ["grafana", "redmine", "zammad"] {
-        ctx.apply(name, schemas::job::Action::Add).await.expect("add");
+        ctx.apply(name, schemas::job::Action::Add)
+            .await
+            .expect("add");
     }
     let p = crate::serve::Pipeline::start().await;
 
@@ -334,7 +345,11 @@ async fn a_sweep_verifies_the_services_that_opt_in_and_records_each_probe() {
     let (id, summary) = sweep(&p, &ctx).await.expect("sweep");
     assert_eq!((summary.services, summary.in_sync), (3, 3), "{summary:?}");
     assert_eq!((summary.probed, summary.probe_failures), (1, 0));
-    assert!(summary.line().ends_with("; probed 1 login paths, 0 red"), "{}", summary.line());
+    assert!(
+        summary.line().ends_with("; probed 1 login paths, 0 red"),
+        "{}",
+        summary.line()
+    );
     assert_eq!(
         probes(&p, id).await,
         [("grafana".to_owned(), "in_sync".to_owned())]
@@ -376,8 +391,11 @@ async fn a_sweep_verifies_the_services_that_opt_in_and_records_each_probe() {
     let (id, summary) = sweep(&p, &ctx).await.expect("sweep");
     assert_eq!(summary.probed, 0);
     assert!(probes(&p, id).await.is_empty());
-    worker::envfile::update(&dir.path().join(".env"), &[("PMA_SSO_PROBE", Some("sometimes"))])
-        .expect("setting");
+    worker::envfile::update(
+        &dir.path().join(".env"),
+        &[("PMA_SSO_PROBE", Some("sometimes"))],
+    )
+    .expect("setting");
     let err = sweep(&p, &ctx).await.expect_err("bad setting");
     assert!(
         err.to_string()

@@ -333,8 +333,12 @@ fn outpost(store: &Store, method: &Method, rest: &str, headers: &HeaderMap) -> R
 }
 
 fn configuration_error() -> Response {
-    (StatusCode::INTERNAL_SERVER_ERROR, "configuration error
-").into_response()
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "configuration error
+",
+    )
+        .into_response()
 }
 
 /// `forwardHandleTraefik`: the original request comes in `X-Forwarded-{Proto,Host,Uri}`. An
@@ -384,8 +388,12 @@ fn forward_nginx(app: &OutpostApp<'_>, headers: &HeaderMap) -> Response {
     if app.allowlisted(&fwd) || fwd.path().starts_with("/outpost.goauthentik.io") {
         return StatusCode::OK.into_response();
     }
-    (StatusCode::UNAUTHORIZED, "unauthorized request
-").into_response()
+    (
+        StatusCode::UNAUTHORIZED,
+        "unauthorized request
+",
+    )
+        .into_response()
 }
 
 /// `Authorization: Basic base64(id:secret)`, when present and well-formed.
