@@ -887,9 +887,11 @@ pub struct ManifestError {
 
 fn yaml_options() -> serde_saphyr::Options {
     let mut options = serde_saphyr::Options::default();
-    // A manifest has a few hundred nodes; these limits stop alias bombs in microseconds.
+    // A manifest has a few hundred nodes, and none of the bundled ones uses an alias. Replay
+    // costs a few microseconds per event in a debug build, so the cap also bounds the time a
+    // bomb takes to be refused (~10 ms at 2,000 events).
     let mut aliases = serde_saphyr::options::AliasLimits::default();
-    aliases.max_total_replayed_events = 10_000;
+    aliases.max_total_replayed_events = 2_000;
     aliases.max_replay_stack_depth = 16;
     aliases.max_alias_expansions_per_anchor = 100;
     options.alias_limits = aliases;
@@ -901,8 +903,13 @@ fn yaml_options() -> serde_saphyr::Options {
 pub fn parse_manifest(file: &Path, text: &str) -> Result<Manifest, ManifestError> {
     let err = |field: &str, problem: String| ManifestError {
         file: file.to_owned(),
-        field: field.to_owned(),
-        problem,
+        // An empty key (`"": x`) has an empty path: name the document instead.
+        field: if field.is_empty() {
+            "(document)".to_owned()
+        } else {
+            field.to_owned()
+        },
+        problem: clipped(problem),
     };
     if text.len() > MAX_MANIFEST_BYTES {
         return Err(err(
@@ -930,6 +937,18 @@ pub fn parse_manifest(file: &Path, text: &str) -> Result<Manifest, ManifestError
     })?;
     validate(&manifest, text).map_err(|(field, problem)| err(&field, problem))?;
     Ok(manifest)
+}
+
+/// serde quotes the offending value in its messages (`invalid type: string "…"`): a long one,
+/// such as a script put in the wrong field, would make the error a page long.
+const MAX_PROBLEM_CHARS: usize = 300;
+
+fn clipped(problem: String) -> String {
+    if problem.chars().count() <= MAX_PROBLEM_CHARS {
+        return problem;
+    }
+    let cut: String = problem.chars().take(MAX_PROBLEM_CHARS).collect();
+    format!("{cut}…")
 }
 
 fn one_line(text: &str) -> String {

@@ -1,2 +1,3 @@
 mod broken;
 mod bundled;
+mod hostile;
