@@ -78,7 +78,17 @@ impl Context {
         snapshot: &Snapshot,
     ) -> Result<Report, FlowError> {
         let env = self.read_env()?;
-        let svc = Service { package, env: &env };
+        self.check_in(package, snapshot, &env).await
+    }
+
+    /// Check one service against a snapshot, with `.env` already read.
+    async fn check_in(
+        &self,
+        package: &Package,
+        snapshot: &Snapshot,
+        env: &EnvFile,
+    ) -> Result<Report, FlowError> {
+        let svc = Service { package, env };
         let live = snapshot.live(&package.manifest);
         let mut report = flows::check(self, &svc, &live).await?;
         report.objects = live.objects();
@@ -101,11 +111,15 @@ impl Context {
         let snapshot = Snapshot::fetch_all(&self.authentik)
             .await
             .map_err(FlowError::ReadAuthentik)?;
+        // `.env` is read and parsed once for the whole sweep (it holds every service's keys,
+        // so it grows with the platform). If it cannot be read, each service reports why.
+        let env = self.read_env().ok();
         let mut results = Vec::with_capacity(packages.len());
         for (name, loaded) in packages {
-            let outcome = match loaded {
-                Ok(package) => self.check_with(&package, &snapshot).await,
-                Err(e) => Err(FlowError::Manifest(e)),
+            let outcome = match (loaded, &env) {
+                (Ok(package), Some(env)) => self.check_in(&package, &snapshot, env).await,
+                (Ok(package), None) => self.check_with(&package, &snapshot).await,
+                (Err(e), _) => Err(FlowError::Manifest(e)),
             };
             results.push(ServiceResult {
                 service: name,

@@ -22,10 +22,11 @@ const MODEL: &str = "Application";
 pub(crate) fn list(store: &Store, query: &Query) -> ApiResult {
     // `superuser_full_list` only bypasses authentik's per-user policy filtering and cache; the
     // stand-in's single token is a superuser with no policies, so there is nothing to bypass.
+    let links = store.links();
     let items = store
         .applications
         .iter()
-        .map(|a| store.render_application(a))
+        .map(|a| store.render_application_in(&links, a))
         .collect();
     Listing::new(items, query)
         .exact("name", "name")

@@ -202,12 +202,13 @@ fn oauth2<'s>(store: &'s Store, id: &str) -> Result<&'s Provider, ApiError> {
 }
 
 pub(crate) fn list_oauth2(store: &Store, query: &Query) -> ApiResult {
+    let links = store.links();
     let application_of: HashMap<i64, String> = store
         .providers
         .keys()
         .filter_map(|pk| {
             store
-                .application_of(*pk)
+                .linked_application(&links, *pk)
                 .map(|a| (*pk, str_field(a, "pk").to_owned()))
         })
         .collect();
@@ -215,7 +216,7 @@ pub(crate) fn list_oauth2(store: &Store, query: &Query) -> ApiResult {
         .providers
         .values()
         .filter(|p| p.kind == ProviderKind::OAuth2)
-        .map(|p| store.render_provider(p))
+        .map(|p| store.render_provider_in(&links, p))
         .collect();
     let is_uuid = |v: &str| canonical_uuid(v).is_some();
     let same_uuid = |item: &Value, key: &str, value: &str| {
@@ -342,10 +343,11 @@ fn any_provider<'s>(store: &'s Store, id: &str) -> Result<&'s Provider, ApiError
 }
 
 pub(crate) fn list_all(store: &Store, query: &Query) -> ApiResult {
+    let links = store.links();
     let items = store
         .providers
         .values()
-        .map(|p| store.render_provider_base(p))
+        .map(|p| store.render_provider_base_in(&links, p))
         .collect();
     Listing::new(items, query)
         .boolean_by("application__isnull", |p| {

@@ -2,7 +2,7 @@
 //! API response shape (read-only fields such as `provider_obj` or `assigned_application_slug`
 //! are computed at render time, as authentik's serializers compute them).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value, json};
 
@@ -147,6 +147,14 @@ pub(crate) struct Store {
     pub public_url: Option<String>,
 }
 
+/// Provider pk → index in `Store::applications` of the application that uses it (as its
+/// provider, or as a backchannel provider). A snapshot: build it again after any change.
+#[derive(Debug, Default)]
+pub(crate) struct Links {
+    application: HashMap<i64, usize>,
+    backchannel: HashMap<i64, usize>,
+}
+
 pub(crate) fn str_field<'m>(map: &'m Map<String, Value>, key: &str) -> &'m str {
     map.get(key).and_then(Value::as_str).unwrap_or_default()
 }
@@ -185,13 +193,37 @@ impl Store {
             .find(|a| a.get("provider").and_then(Value::as_i64) == Some(pk))
     }
 
-    /// The application that lists `pk` among its backchannel providers.
-    fn backchannel_application_of(&self, pk: i64) -> Option<&Map<String, Value>> {
-        self.applications.iter().find(|a| {
-            a.get("backchannel_providers")
+    /// Which application points at each provider, built in one pass over the applications.
+    /// Rendering a list of N providers (or applications) through this is linear; looking each
+    /// provider's application up by scanning would be N × applications. The first application
+    /// in creation order wins, as with [`Store::application_of`].
+    pub(crate) fn links(&self) -> Links {
+        let mut links = Links::default();
+        for (index, app) in self.applications.iter().enumerate() {
+            if let Some(pk) = app.get("provider").and_then(Value::as_i64) {
+                links.application.entry(pk).or_insert(index);
+            }
+            for pk in app
+                .get("backchannel_providers")
                 .and_then(Value::as_array)
-                .is_some_and(|pks| pks.iter().any(|p| p.as_i64() == Some(pk)))
-        })
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_i64)
+            {
+                links.backchannel.entry(pk).or_insert(index);
+            }
+        }
+        links
+    }
+
+    /// The application whose `provider` is `pk`, through an index from [`Store::links`].
+    pub(crate) fn linked_application(&self, links: &Links, pk: i64) -> Option<&Map<String, Value>> {
+        links.application.get(&pk).map(|i| &self.applications[*i])
+    }
+
+    /// The application that lists `pk` among its backchannel providers.
+    fn backchannel_application_of(&self, links: &Links, pk: i64) -> Option<&Map<String, Value>> {
+        links.backchannel.get(&pk).map(|i| &self.applications[*i])
     }
 
     pub(crate) fn flow_exists(&self, pk: &str) -> bool {
@@ -223,10 +255,10 @@ impl Store {
 
     // ----- rendering -----
 
-    fn provider_computed(&self, provider: &Provider, out: &mut Map<String, Value>) {
+    fn provider_computed(&self, links: &Links, provider: &Provider, out: &mut Map<String, Value>) {
         let pk = provider.pk();
-        let app = self.application_of(pk);
-        let backchannel = self.backchannel_application_of(pk);
+        let app = self.linked_application(links, pk);
+        let backchannel = self.backchannel_application_of(links, pk);
         let kind = provider.kind;
         out.insert("component".into(), json!(kind.component()));
         out.insert(
@@ -255,6 +287,11 @@ impl Store {
 
     /// The type-specific serializer's shape (`OAuth2Provider`, `SAMLProvider`, `ProxyProvider`).
     pub(crate) fn render_provider(&self, provider: &Provider) -> Value {
+        self.render_provider_in(&self.links(), provider)
+    }
+
+    /// [`Store::render_provider`] with the application index built once for a whole list.
+    pub(crate) fn render_provider_in(&self, links: &Links, provider: &Provider) -> Value {
         let mut out = match provider.kind {
             ProviderKind::OAuth2 | ProviderKind::Saml => provider.fields.clone(),
             // ProxyProviderSerializer shows only part of the OAuth2 model underneath.
@@ -265,10 +302,10 @@ impl Store {
                 .map(|(key, value)| (key.clone(), value.clone()))
                 .collect(),
         };
-        self.provider_computed(provider, &mut out);
+        self.provider_computed(links, provider, &mut out);
         match provider.kind {
             ProviderKind::OAuth2 => {}
-            ProviderKind::Saml => self.saml_urls(provider, &mut out),
+            ProviderKind::Saml => self.saml_urls(links, provider, &mut out),
             ProviderKind::Proxy => {
                 let pk = json!(provider.pk());
                 let outposts: Vec<String> = self
@@ -289,10 +326,10 @@ impl Store {
 
     /// `SAMLProviderSerializer`'s `url_*` fields: absolute URLs on the host the API was called
     /// on; without an application only the metadata URL exists (through the API).
-    fn saml_urls(&self, provider: &Provider, out: &mut Map<String, Value>) {
+    fn saml_urls(&self, links: &Links, provider: &Provider, out: &mut Map<String, Value>) {
         let origin = &self.origin;
         let slug = self
-            .application_of(provider.pk())
+            .linked_application(links, provider.pk())
             .map(|a| str_field(a, "slug").to_owned());
         let url = |suffix: &str| match &slug {
             Some(slug) => format!("{origin}/application/saml/{slug}/{suffix}"),
@@ -321,6 +358,10 @@ impl Store {
 
     /// The generic `Provider` shape (`provider_obj`, `/providers/all/`, `providers_obj`).
     pub(crate) fn render_provider_base(&self, provider: &Provider) -> Value {
+        self.render_provider_base_in(&self.links(), provider)
+    }
+
+    pub(crate) fn render_provider_base_in(&self, links: &Links, provider: &Provider) -> Value {
         let mut out: Map<String, Value> = PROVIDER_BASE_FIELDS
             .iter()
             .map(|key| {
@@ -328,17 +369,22 @@ impl Store {
                 ((*key).to_owned(), value)
             })
             .collect();
-        self.provider_computed(provider, &mut out);
+        self.provider_computed(links, provider, &mut out);
         Value::Object(out)
     }
 
-    fn render_provider_pk(&self, pk: &Value) -> Option<Value> {
+    fn render_provider_pk(&self, links: &Links, pk: &Value) -> Option<Value> {
         pk.as_i64()
             .and_then(|pk| self.providers.get(&pk))
-            .map(|p| self.render_provider_base(p))
+            .map(|p| self.render_provider_base_in(links, p))
     }
 
     pub(crate) fn render_application(&self, app: &Map<String, Value>) -> Value {
+        self.render_application_in(&self.links(), app)
+    }
+
+    /// [`Store::render_application`] with the application index built once for a whole list.
+    pub(crate) fn render_application_in(&self, links: &Links, app: &Map<String, Value>) -> Value {
         let mut out = app.clone();
         let provider = app
             .get("provider")
@@ -346,14 +392,14 @@ impl Store {
             .and_then(|pk| self.providers.get(&pk));
         out.insert(
             "provider_obj".into(),
-            provider.map_or(Value::Null, |p| self.render_provider_base(p)),
+            provider.map_or(Value::Null, |p| self.render_provider_base_in(links, p)),
         );
         let backchannel: Vec<Value> = app
             .get("backchannel_providers")
             .and_then(Value::as_array)
             .map(|pks| {
                 pks.iter()
-                    .filter_map(|pk| self.render_provider_pk(pk))
+                    .filter_map(|pk| self.render_provider_pk(links, pk))
                     .collect()
             })
             .unwrap_or_default();
@@ -382,12 +428,13 @@ impl Store {
 
     pub(crate) fn render_outpost(&self, outpost: &Map<String, Value>) -> Value {
         let mut out = outpost.clone();
+        let links = self.links();
         let providers: Vec<Value> = outpost
             .get("providers")
             .and_then(Value::as_array)
             .map(|pks| {
                 pks.iter()
-                    .filter_map(|pk| self.render_provider_pk(pk))
+                    .filter_map(|pk| self.render_provider_pk(&links, pk))
                     .collect()
             })
             .unwrap_or_default();
@@ -416,8 +463,9 @@ impl Store {
     pub(crate) fn all_applications(&self) -> Vec<Value> {
         let mut apps: Vec<&Map<String, Value>> = self.applications.iter().collect();
         apps.sort_by(|a, b| str_field(a, "name").cmp(str_field(b, "name")));
+        let links = self.links();
         apps.into_iter()
-            .map(|a| self.render_application(a))
+            .map(|a| self.render_application_in(&links, a))
             .collect()
     }
 
@@ -459,9 +507,10 @@ impl Store {
         let mut providers: Vec<&Provider> =
             self.providers.values().filter(|p| p.kind == kind).collect();
         providers.sort_by(|a, b| a.name().cmp(b.name()));
+        let links = self.links();
         providers
             .into_iter()
-            .map(|p| self.render_provider(p))
+            .map(|p| self.render_provider_in(&links, p))
             .collect()
     }
 
