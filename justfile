@@ -32,6 +32,10 @@ demo:
 test:
     cargo test --workspace
 
+# The full crash run: >= 500 jobs while worker processes are SIGKILLed (CI runs 120 and 6).
+crash-run jobs="500" kills="20":
+    PMA_SSO_CRASH_JOBS={{jobs}} PMA_SSO_CRASH_KILLS={{kills}} cargo test -p worker --test it -- pipeline::crash --nocapture
+
 # Benchmarks: figures, not pass/fail.
 bench:
     cargo run --release -p bench

@@ -107,6 +107,24 @@ impl Pipeline {
         token
     }
 
+    /// Start a worker in this process whose flow settings (`AUTHENTIK_URL`, HTTP timeout, …)
+    /// differ from the platform's.
+    pub fn start_worker_with(
+        &mut self,
+        flow: impl FnOnce(&mut worker::Settings),
+    ) -> CancellationToken {
+        let mut settings = self.platform.ctx.settings.clone();
+        flow(&mut settings);
+        let mut w = Arc::try_unwrap(self.worker(self.settings.clone()))
+            .ok()
+            .expect("a new worker is not shared");
+        w.ctx = Arc::new(worker::Context::new(settings).expect("ctx"));
+        let token = CancellationToken::new();
+        let handle = tokio::spawn(Arc::new(w).run(token.clone()));
+        self.workers.push((token.clone(), handle));
+        token
+    }
+
     pub async fn stop_workers(&mut self) {
         for (token, handle) in self.workers.drain(..) {
             token.cancel();
@@ -136,11 +154,23 @@ impl Pipeline {
             .env("PMA_SSO_PACKAGES", &flow.packages_dir)
             .env("PMA_SSO_STATE_DIR", &flow.state_dir)
             .env("PMA_SSO_EXEC_RUNNER", &flow.exec_runner[0])
+            .env(
+                "PMA_SSO_HTTP_TIMEOUT_SECS",
+                flow.http_timeout.as_secs().max(1).to_string(),
+            )
             .env("DATABASE_URL", &s.database_url)
             .env("AMQP_URL", &s.amqp_url)
             .env("PMA_SSO_QUEUE_PREFIX", &s.queue_prefix)
             .env("PMA_SSO_QUEUE_EXPIRES", "600s")
-            .env("PMA_SSO_DELAY_TIERS", "100ms,400ms")
+            .env("PMA_SSO_DELAY_TIERS", millis_list(&s.delay_tiers))
+            .env("PMA_SSO_CONCURRENCY", s.concurrency.to_string())
+            .env("PMA_SSO_MAX_ATTEMPTS", s.retry.max_attempts.to_string())
+            .env("PMA_SSO_RETRY_BASE", millis(s.retry.base))
+            .env("PMA_SSO_RETRY_CAP", millis(s.retry.cap))
+            .env("PMA_SSO_JOB_TIMEOUT", millis(s.job_timeout))
+            .env("PMA_SSO_LEASE", millis(s.lease))
+            .env("PMA_SSO_RELAY_INTERVAL", millis(s.relay_interval))
+            .env("PMA_SSO_SHUTDOWN_GRACE", millis(s.shutdown_grace))
             .env("PMA_SSO_WORKER_HTTP", "off")
             .env("PMA_SSO_LOG", "warn")
             .kill_on_drop(true)
@@ -252,4 +282,221 @@ impl Drop for Pipeline {
         })
         .join();
     }
+}
+
+fn millis(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
+fn millis_list(ds: &[Duration]) -> String {
+    ds.iter().map(|d| millis(*d)).collect::<Vec<_>>().join(",")
+}
+
+/// Adds `oidc` generated oidc services (`gen-00`, `gen-01`, …) and `proxy` generated proxy
+/// services (`px-00`, …) to the platform's packages, each delivering its client credentials
+/// to its own `.sso.env`. Returns their names.
+pub fn generate_services(platform: &Platform, oidc: usize, proxy: usize) -> Vec<String> {
+    let mut names = Vec::new();
+    for i in 0..oidc {
+        let name = format!("gen-{i:02}");
+        write_manifest(
+            platform,
+            &name,
+            &format!(
+                "name: {name}\ndisplay_name: Generated {i}\ninternal_url: http://{name}:8080\nsso:\n  type: {kind}\n  redirect_path: /oauth/callback\n  configured: false\n  deliver:\n    - env:\n        vars:\n          APP_CLIENT_ID: \"{{{{client_id}}}}\"\n          APP_CLIENT_SECRET: \"{{{{client_secret}}}}\"\n          APP_AUTH_URL: \"{{{{auth.authorize}}}}\"\n",
+                kind = if i % 2 == 0 { "oidc" } else { "oauth" },
+            ),
+        );
+        names.push(name);
+    }
+    for i in 0..proxy {
+        let name = format!("px-{i:02}");
+        write_manifest(
+            platform,
+            &name,
+            &format!(
+                "name: {name}\ndisplay_name: Proxied {i}\ninternal_url: http://{name}:80\nsso:\n  type: proxy\n  configured: false\n  proxy:\n    mode: forward_single\n    skip_path_regex:\n      - \"^/health$\"\n"
+            ),
+        );
+        names.push(name);
+    }
+    names
+}
+
+fn write_manifest(platform: &Platform, name: &str, text: &str) {
+    let dir = platform.path(&format!("packages/{name}"));
+    std::fs::create_dir_all(&dir).expect("mkdir package");
+    std::fs::write(dir.join("manifest.yaml"), text).expect("write manifest");
+}
+
+/// Files left behind by an interrupted atomic write (`.<name>.<random>.tmp`) anywhere under
+/// `dir`.
+pub fn temp_leftovers(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(path);
+            } else if name.starts_with('.') && name.ends_with(".tmp") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// What the end state of a run must be for every service in `services`, after their `add`
+/// jobs succeeded: exactly one application and one provider each in authentik, every proxy
+/// provider in the embedded outpost, `.env` parseable with each service's credentials equal to
+/// authentik's, every manifest parseable and marked configured, no temp file anywhere.
+pub fn assert_end_state(platform: &Platform, services: &[String]) {
+    let env = worker::envfile::EnvFile::read(&platform.path(".env")).expect("parse .env");
+    assert_eq!(
+        env.get("DOMAIN"),
+        Some("example.org"),
+        "DOMAIN lost from .env"
+    );
+    let outpost_providers: Vec<serde_json::Value> = platform
+        .sim
+        .outposts()
+        .iter()
+        .flat_map(|o| o["providers"].as_array().cloned().unwrap_or_default())
+        .collect();
+    for service in services {
+        let package = platform.ctx.package(service).unwrap_or_else(|e| {
+            panic!("manifest of {service} no longer loads: {e}");
+        });
+        assert!(
+            package.manifest.configured(),
+            "{service}'s manifest is not marked configured"
+        );
+        assert_eq!(
+            platform.apps_with_slug(service),
+            1,
+            "applications of {service}"
+        );
+        let provider_name = format!("pma-sso-{service}");
+        if package.manifest.kind() == schemas::SsoKind::Proxy {
+            let providers: Vec<_> = platform
+                .sim
+                .proxy_providers()
+                .into_iter()
+                .filter(|p| p["name"] == provider_name.as_str())
+                .collect();
+            assert_eq!(providers.len(), 1, "proxy providers of {service}");
+            assert!(
+                outpost_providers.contains(&providers[0]["pk"]),
+                "{service}'s provider is not in the outpost: {outpost_providers:?}"
+            );
+        } else {
+            let providers: Vec<_> = platform
+                .sim
+                .oauth2_providers()
+                .into_iter()
+                .filter(|p| p["name"] == provider_name.as_str())
+                .collect();
+            assert_eq!(providers.len(), 1, "oauth2 providers of {service}");
+            let id_key = package.manifest.client_id_env().expect("client id key");
+            let secret_key = package.manifest.client_secret_env().expect("secret key");
+            assert_eq!(
+                env.get(id_key.as_str()),
+                providers[0]["client_id"].as_str(),
+                "{service}: client id in .env differs from authentik's"
+            );
+            // Compared, never printed.
+            assert!(
+                env.get(secret_key.as_str()).is_some()
+                    && env.get(secret_key.as_str()) == providers[0]["client_secret"].as_str(),
+                "{service}: client secret in .env differs from authentik's"
+            );
+        }
+    }
+    let leftovers = temp_leftovers(platform.dir.path());
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+}
+
+/// Every job in `ids` terminal within `within` (a bound on a hang, not a timing target).
+/// Returns the rows.
+pub async fn wait_terminal(pool: &sqlx::PgPool, ids: &[Uuid], within: Duration) -> Vec<db::JobRow> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        // During a database restart the query itself may fail: count that as still open.
+        if let Ok(rows) = db::jobs(pool, ids).await
+            && rows.len() == ids.len()
+            && rows.iter().all(|r| r.status.is_terminal())
+        {
+            return rows;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let open: Vec<String> = db::jobs(pool, ids)
+                .await
+                .map(|rows| {
+                    rows.iter()
+                        .filter(|r| !r.status.is_terminal())
+                        .map(|r| {
+                            format!("{} {} {} {}", r.id, r.service, r.action, r.status.as_str())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            panic!(
+                "{} of {} jobs not terminal after {within:?}: {open:?}",
+                open.len(),
+                ids.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+type Instant = chrono::DateTime<chrono::Utc>;
+/// One attempt: service, job, attempt number, start, finish.
+type AttemptSpan = (String, Uuid, i32, Instant, Option<Instant>);
+
+/// Asserts that no two attempts for one service ran at the same time, from the attempts
+/// table's start and finish timestamps. Returns how many attempt intervals were compared.
+pub async fn assert_no_overlap_per_service(pool: &sqlx::PgPool) -> usize {
+    let rows: Vec<AttemptSpan> = sqlx::query_as(
+        "select j.service, a.job_id, a.attempt, a.started_at, a.finished_at
+         from attempts a join jobs j on j.id = a.job_id
+         order by j.service, a.started_at",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("attempts");
+    // Sorted by service, then start: each attempt must start after every earlier attempt of
+    // its service finished. An attempt killed mid-flow never gets a finish time (its lock
+    // went with its process), so it bounds nothing.
+    let mut service = "";
+    let mut busy_until: Option<(&AttemptSpan, Instant)> = None;
+    for row in &rows {
+        if row.0 != service {
+            service = &row.0;
+            busy_until = None;
+        }
+        if let Some((prev, end)) = busy_until {
+            assert!(
+                end <= row.3,
+                "two flows for {service} at once: job {} attempt {} ({} – {end}) and job {} attempt {} from {}",
+                prev.1,
+                prev.2,
+                prev.3,
+                row.1,
+                row.2,
+                row.3
+            );
+        }
+        if let Some(end) = row.4
+            && busy_until.is_none_or(|(_, until)| end > until)
+        {
+            busy_until = Some((row, end));
+        }
+    }
+    rows.len()
 }
