@@ -5,6 +5,7 @@ mod authentik_limits;
 mod concurrency;
 mod drift;
 mod frappe;
+mod hostile;
 mod oauth_oidc;
 mod pipeline;
 mod proxy;
