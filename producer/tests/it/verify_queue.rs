@@ -279,6 +279,30 @@ async fn verify_and_rotate_run_through_a_worker_and_are_recorded() {
     let (code, out) = q.pma(&["verify"]).await;
     assert_eq!(code, 0, "{out}");
 
+    // A rotation and a fix of the same service, sent at once to a worker that runs two jobs at
+    // a time, hold the same service lock: their attempts never overlap.
+    let ((rotate_code, rotate_out), (fix_code, fix_out)) =
+        tokio::join!(q.pma(&["rotate", "redmine"]), q.pma(&["fix", "redmine"]));
+    assert_eq!(rotate_code, 0, "{rotate_out}");
+    assert_eq!(fix_code, 0, "{fix_out}");
+    let spans: Vec<(String, chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> =
+        sqlx::query_as(
+            "select j.action, a.started_at, a.finished_at from attempts a join jobs j on j.id = a.job_id
+             where j.service = 'redmine' and j.action in ('rotate', 'fix') order by a.started_at",
+        )
+        .fetch_all(&q.pool)
+        .await
+        .expect("spans");
+    assert!(spans.len() >= 3, "{spans:?}");
+    for pair in spans.windows(2) {
+        assert!(
+            pair[0].2 <= pair[1].1,
+            "a rotation overlapped a fix: {pair:?}"
+        );
+    }
+    let (code, out) = q.pma(&["verify", "redmine"]).await;
+    assert_eq!(code, 0, "{out}");
+
     // No secret: the job fails with the reason.
     let (code, out) = q.pma(&["rotate", "zammad"]).await;
     assert_eq!(code, 2, "{out}");
