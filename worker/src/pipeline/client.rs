@@ -66,8 +66,9 @@ impl JobClient {
         })
     }
 
-    /// Record the job, then publish it with confirms. A publish that fails is not an error for
-    /// the caller: the row exists and the relay republishes it once its lease runs out.
+    /// Record the job (one commit), then publish it with confirms. A publish that fails is not
+    /// an error for the caller: the row exists and the relay republishes it once its lease runs
+    /// out.
     pub async fn enqueue(
         &self,
         service: &str,
@@ -104,7 +105,10 @@ impl JobClient {
                 )
                 .await
             {
-                Ok(()) => db::mark_published(&self.db, id).await?,
+                // Nothing more to record: a queued row whose lease runs out is republished by
+                // the relay whether or not this publish was confirmed, so a separate
+                // `published_at` commit would decide nothing (only the relay sets it).
+                Ok(()) => {}
                 Err(e) => {
                     tracing::warn!(job.id = %id, error = %e, "publish failed; the relay will republish the job")
                 }

@@ -184,6 +184,83 @@ pub async fn start_attempt(
     Ok(attempt)
 }
 
+/// What [`lock_and_claim`] did: whether the connection now holds the service's advisory lock,
+/// and the claimed job (status `running`, `attempts` = this attempt's number).
+pub struct Claim {
+    pub locked: bool,
+    pub job: Option<JobRow>,
+}
+
+/// The worker's fast path, in one statement (one round trip, one commit) on the connection
+/// that will hold the lock: take the session-level advisory lock `lock_key`, then claim job `id`
+/// for a new attempt (row update + attempt row) and return the row as claimed.
+///
+/// The lock is only taken when the row (in the statement's snapshot) belongs to `service` and is
+/// not terminal; otherwise nothing happens and the caller reads the row to find out why. The
+/// claim itself re-checks the row after the lock wait (an `update` re-evaluates its condition on
+/// the newest committed version), so a job another worker finished while this one waited is
+/// not claimed — `locked` is then true with no job, and the caller must release the lock.
+///
+/// The commit does not wait for its WAL flush (`synchronous_commit = off` for this transaction
+/// only). A PostgreSQL crash can then lose the claim — at most an attempt count; the job runs
+/// again, as it would after any crash before its outcome. The outcome commit, which waits for
+/// its flush, makes every earlier commit durable with it.
+///
+/// On an error the connection may hold the lock: the caller must close it, not return it to
+/// the pool.
+pub async fn lock_and_claim(
+    conn: &mut sqlx::PgConnection,
+    lock_key: &str,
+    id: Uuid,
+    service: &str,
+    worker: &str,
+    lease: Duration,
+) -> Result<Claim, DbError> {
+    let row = sqlx::query(
+        "with cfg as (select set_config('synchronous_commit', 'off', true) as v),
+         cur as (
+            select id from jobs
+            where id = $1 and service = $2 and status not in ('succeeded', 'failed', 'dead')
+         ),
+         lock as (
+            select pg_advisory_lock(hashtextextended($3, 0)) from cur cross join cfg
+         ),
+         claimed as (
+            update jobs set status = 'running', attempts = attempts + 1,
+                   updated_at = clock_timestamp(),
+                   lease_until = clock_timestamp() + $5 * interval '1 millisecond',
+                   not_before = null
+            where id = $1 and status not in ('succeeded', 'failed', 'dead')
+              and exists (select 1 from lock)
+            returning id, service, action, status, attempts, max_attempts, last_error, outcome,
+                      created_at, finished_at
+         ),
+         attempt as (
+            -- clock_timestamp(): now() is when the statement began, before the lock wait.
+            insert into attempts (job_id, attempt, worker, started_at)
+            select id, attempts, $4, clock_timestamp() from claimed
+         )
+         select l.n as locked, c.*
+         from (select count(*) as n from lock) l left join claimed c on true",
+    )
+    .bind(id)
+    .bind(service)
+    .bind(lock_key)
+    .bind(worker)
+    .bind(lease.as_millis() as f64)
+    .fetch_one(&mut *conn)
+    .await?;
+    let locked: i64 = row.try_get("locked")?;
+    let claimed: Option<Uuid> = row.try_get("id")?;
+    Ok(Claim {
+        locked: locked > 0,
+        job: match claimed {
+            Some(_) => Some(job_from_row(&row)?),
+            None => None,
+        },
+    })
+}
+
 /// How an attempt ended, as the worker records it.
 pub enum Finish<'a> {
     Succeeded(&'a Outcome),
@@ -217,58 +294,119 @@ pub async fn finish_attempt(
     };
     let outcome_json =
         serde_json::to_value(outcome).map_err(|_| DbError::Corrupt(job.id, "outcome"))?;
-    let mut tx = pool.begin().await?;
-    match &finish {
-        Finish::Retry { after, lease, .. } => {
-            sqlx::query(
-                "update jobs set status = 'retrying', last_error = $2, outcome = $3, updated_at = now(),
-                        not_before = now() + $4 * interval '1 millisecond',
-                        lease_until = now() + ($4 + $5) * interval '1 millisecond'
-                 where id = $1",
-            )
-            .bind(job.id)
-            .bind(&last_error)
-            .bind(&outcome_json)
-            .bind(after.as_millis() as f64)
-            .bind(lease.as_millis() as f64)
-            .execute(&mut *tx)
-            .await?;
-        }
-        _ => {
-            sqlx::query(
-                "update jobs set status = $2, last_error = $3, outcome = $4, updated_at = now(),
-                        finished_at = now(), lease_until = null, not_before = null
-                 where id = $1",
-            )
-            .bind(job.id)
-            .bind(status)
-            .bind(&last_error)
-            .bind(&outcome_json)
-            .execute(&mut *tx)
-            .await?;
-        }
-    }
+    // A retry sleeps until `not_before` and keeps a lease past it; a terminal status clears
+    // both (null arithmetic) and sets `finished_at`.
+    let (retry_after, retry_lease) = match &finish {
+        Finish::Retry { after, lease, .. } => (
+            Some(after.as_millis() as f64),
+            Some(lease.as_millis() as f64),
+        ),
+        _ => (None, None),
+    };
+    // A sweep's own row covers every service; each service's state comes from its check row.
+    let state = match outcome {
+        Outcome::Swept { .. } => None,
+        _ => Some(ServiceStateRow::of(&job.service, job.id, outcome)?),
+    };
+    let state = state.as_ref();
+    // One statement, so one round trip and one commit (waiting for its WAL flush): the job's
+    // status, the attempt, the service's state and the notification land together or not at all.
     sqlx::query(
-        "update attempts set finished_at = now(), outcome = $3, detail = $4, duration_ms = $5
-         where job_id = $1 and attempt = $2",
+        "with job as (
+            update jobs set status = $2, last_error = $3, outcome = $4, updated_at = now(),
+                   finished_at = case when $5::float8 is null then now() end,
+                   not_before = now() + $5::float8 * interval '1 millisecond',
+                   lease_until = now() + ($5::float8 + $6::float8) * interval '1 millisecond'
+            where id = $1
+         ),
+         attempt as (
+            update attempts set finished_at = now(), outcome = $7, detail = $4, duration_ms = $8
+            where job_id = $1 and attempt = $9
+         ),
+         state as (
+            insert into service_state (service, last_status, last_summary, last_job,
+                                       last_check_at, last_change_at, authentik_ids, updated_at)
+            select $10, $11, $12, $1, case when $13 then now() end, case when $14 then now() end,
+                   coalesce($15, '{}'::jsonb), now()
+            where $16
+            on conflict (service) do update set
+               last_status = excluded.last_status, last_summary = excluded.last_summary,
+               last_job = excluded.last_job,
+               authentik_ids = coalesce($15, service_state.authentik_ids),
+               last_check_at = coalesce(excluded.last_check_at, service_state.last_check_at),
+               last_change_at = coalesce(excluded.last_change_at, service_state.last_change_at),
+               updated_at = now()
+         )
+         select pg_notify('pma_sso_jobs', $1::text)",
     )
     .bind(job.id)
-    .bind(attempt)
-    .bind(attempt_label)
+    .bind(status)
+    .bind(&last_error)
     .bind(&outcome_json)
+    .bind(retry_after)
+    .bind(retry_lease)
+    .bind(attempt_label)
     .bind(duration.as_millis().min(i32::MAX as u128) as i32)
-    .execute(&mut *tx)
+    .bind(attempt)
+    .bind(&job.service)
+    .bind(state.map_or("in_sync", |s| s.status))
+    .bind(state.map(|s| s.summary.as_str()))
+    .bind(state.is_some_and(|s| s.checked))
+    .bind(state.is_some_and(|s| s.changed))
+    .bind(state.and_then(|s| s.objects.as_ref()))
+    .bind(state.is_some())
+    .execute(pool)
     .await?;
-    // A sweep's own row covers every service; each service's state comes from its check row.
-    if !matches!(outcome, Outcome::Swept { .. }) {
-        record_service_state(&mut tx, &job.service, job.id, outcome).await?;
-    }
-    sqlx::query("select pg_notify('pma_sso_jobs', $1)")
-        .bind(job.id.to_string())
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
     Ok(())
+}
+
+/// The `service_state` values one outcome leads to.
+struct ServiceStateRow {
+    status: &'static str,
+    summary: String,
+    checked: bool,
+    changed: bool,
+    objects: Option<serde_json::Value>,
+}
+
+impl ServiceStateRow {
+    fn of(service: &str, job_id: Uuid, outcome: &Outcome) -> Result<ServiceStateRow, DbError> {
+        let objects = match outcome {
+            Outcome::InSync { report } | Outcome::Drifted { report }
+                if !report.objects.is_empty() =>
+            {
+                Some(
+                    serde_json::to_value(&report.objects)
+                        .map_err(|_| DbError::Corrupt(job_id, "objects"))?,
+                )
+            }
+            _ => None,
+        };
+        let (status, summary, checked, changed) = match outcome {
+            Outcome::InSync { report } => ("in_sync", report.line(), true, false),
+            Outcome::Drifted { report } => ("drifted", report.line(), true, false),
+            Outcome::Applied { applied } => (
+                "in_sync",
+                applied.line(service, "?"),
+                false,
+                !applied.actions.is_empty(),
+            ),
+            Outcome::Failed { reason, .. } => ("error", reason.clone(), false, false),
+            Outcome::Swept { sweep } => ("in_sync", sweep.line(), false, false),
+            // A rotation changed the secret and then probed the login path.
+            Outcome::Rotated { verified, .. } if verified.in_sync() => {
+                ("in_sync", verified.line(), true, true)
+            }
+            Outcome::Rotated { verified, .. } => ("drifted", verified.line(), true, true),
+        };
+        Ok(ServiceStateRow {
+            status,
+            summary,
+            checked,
+            changed,
+            objects,
+        })
+    }
 }
 
 /// Upsert what `status` reads for one service after one of its jobs ended: its last result,
@@ -279,32 +417,7 @@ pub async fn record_service_state(
     job_id: Uuid,
     outcome: &Outcome,
 ) -> Result<(), DbError> {
-    let objects = match outcome {
-        Outcome::InSync { report } | Outcome::Drifted { report } if !report.objects.is_empty() => {
-            Some(
-                serde_json::to_value(&report.objects)
-                    .map_err(|_| DbError::Corrupt(job_id, "objects"))?,
-            )
-        }
-        _ => None,
-    };
-    let (service_status, summary, checked, changed) = match outcome {
-        Outcome::InSync { report } => ("in_sync", report.line(), true, false),
-        Outcome::Drifted { report } => ("drifted", report.line(), true, false),
-        Outcome::Applied { applied } => (
-            "in_sync",
-            applied.line(service, "?"),
-            false,
-            !applied.actions.is_empty(),
-        ),
-        Outcome::Failed { reason, .. } => ("error", reason.clone(), false, false),
-        Outcome::Swept { sweep } => ("in_sync", sweep.line(), false, false),
-        // A rotation changed the secret and then probed the login path.
-        Outcome::Rotated { verified, .. } if verified.in_sync() => {
-            ("in_sync", verified.line(), true, true)
-        }
-        Outcome::Rotated { verified, .. } => ("drifted", verified.line(), true, true),
-    };
+    let state = ServiceStateRow::of(service, job_id, outcome)?;
     sqlx::query(
         "insert into service_state (service, last_status, last_summary, last_job, last_check_at, last_change_at, authentik_ids, updated_at)
          values ($1, $2, $3, $4, case when $5 then now() end, case when $6 then now() end, coalesce($7, '{}'::jsonb), now())
@@ -317,12 +430,12 @@ pub async fn record_service_state(
             updated_at = now()",
     )
     .bind(service)
-    .bind(service_status)
-    .bind(&summary)
+    .bind(state.status)
+    .bind(&state.summary)
     .bind(job_id)
-    .bind(checked)
-    .bind(changed)
-    .bind(&objects)
+    .bind(state.checked)
+    .bind(state.changed)
+    .bind(&state.objects)
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -1,10 +1,13 @@
 //! The consumer: a thin loop around `step`, which handles exactly one delivery.
 //!
-//! Order inside a step: decode → read the job row (terminal: ack and skip) → take the
-//! service's advisory lock → claim the attempt → run the flow → commit the outcome → publish a
-//! delayed retry copy if one is due → ack. A crash anywhere before the commit leaves the
-//! message unacked (redelivered) and the row non-terminal (the relay republishes it after its
-//! lease), so the job runs again as its next attempt; idempotent flows make that safe.
+//! Order inside a step: decode → take the service's advisory lock and claim the attempt in one
+//! statement (nothing claimed: read the row — missing: dead-letter; terminal: ack and skip;
+//! otherwise lock by the row's service and claim) → run the flow → commit the outcome (one
+//! statement) → publish a delayed retry copy if one is due → ack, while the unlock runs on its
+//! own. Proxy services read the row first and take the outpost lock before claiming. A crash
+//! anywhere before the outcome commit leaves the message unacked (redelivered) and the row
+//! non-terminal (the relay republishes it after its lease), so the job runs again as its next
+//! attempt; idempotent flows make that safe.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -134,6 +137,54 @@ impl Worker {
                 .await?;
             return Ok(Disposition::Ack);
         };
+        let span = tracing::info_span!(
+            "job",
+            job.id = %id,
+            service = %message.service,
+            action = message.action.as_str(),
+            attempt = tracing::field::Empty,
+        );
+        self.run_delivered(runner, publisher, body, id, &message)
+            .instrument(span)
+            .await
+    }
+
+    /// The fast path takes the lock of the service the message names and claims the job in one
+    /// round trip; when it claims nothing, the row decides (missing, finished, or another
+    /// service than the message says). Proxy services, which also need the outpost lock before
+    /// their claim, take the path that reads the row first.
+    async fn run_delivered(
+        &self,
+        runner: &dyn JobRunner,
+        publisher: &Publisher,
+        body: &[u8],
+        id: Uuid,
+        message: &JobMessage,
+    ) -> Result<Disposition, InfraError> {
+        if !self.needs_outpost(&message.service, message.action) {
+            let (lock, claimed) = ServiceLock::acquire_claiming(
+                &self.db,
+                &message.service,
+                id,
+                &self.settings.worker_name,
+                self.settings.lease,
+            )
+            .await?;
+            match (lock, claimed) {
+                (Some(lock), Some(job)) => {
+                    let result = self
+                        .run_attempt(runner, publisher, &job, job.attempts, &lock)
+                        .await;
+                    // The outcome is committed (or the step failed and hands the job back):
+                    // unlock without waiting, so the ack does not wait for that round trip.
+                    lock.release_in_background();
+                    return result;
+                }
+                // Finished by the worker this one waited for.
+                (Some(lock), None) => lock.release().await,
+                (None, _) => {}
+            }
+        }
         let Some(job) = db::job(&self.db, id).await? else {
             self.dead_letter(publisher, body, "no job row with this id")
                 .await?;
@@ -143,16 +194,17 @@ impl Worker {
             tracing::debug!(job.id = %id, status = job.status.as_str(), "skipping a redelivered finished job");
             return Ok(Disposition::Ack);
         }
-        let span = tracing::info_span!(
-            "job",
-            job.id = %id,
-            service = %job.service,
-            action = job.action.as_str(),
-            attempt = tracing::field::Empty,
-        );
-        self.run_locked(runner, publisher, job)
-            .instrument(span)
-            .await
+        self.run_locked(runner, publisher, job).await
+    }
+
+    /// Attaching a proxy provider is a read-modify-write of the outpost's whole provider list,
+    /// shared by every proxy service: those jobs serialise on the outpost lock too.
+    fn needs_outpost(&self, service: &str, action: Action) -> bool {
+        action != Action::Sweep
+            && self
+                .ctx
+                .package(service)
+                .is_ok_and(|p| p.manifest.kind() == schemas::SsoKind::Proxy)
     }
 
     async fn run_locked(
@@ -163,16 +215,10 @@ impl Worker {
     ) -> Result<Disposition, InfraError> {
         // Waits while another worker (any process, any machine) runs this service: a busy
         // lock blocks here, it never becomes a hot requeue loop.
-        let lock = ServiceLock::acquire(&self.db, &format!("service:{}", job.service)).await?;
-        // Attaching a proxy provider is a read-modify-write of the outpost's whole provider
-        // list, shared by every proxy service: serialise those across processes too. Always
-        // taken after the service lock, so the order is fixed and cannot deadlock.
-        let is_proxy = job.action != Action::Sweep
-            && self
-                .ctx
-                .package(&job.service)
-                .is_ok_and(|p| p.manifest.kind() == schemas::SsoKind::Proxy);
-        let outpost = if is_proxy {
+        let lock = ServiceLock::acquire(&self.db, &service_lock_name(&job.service)).await?;
+        // The outpost lock is always taken after the service lock, so the order is fixed and
+        // cannot deadlock.
+        let outpost = if self.needs_outpost(&job.service, job.action) {
             match ServiceLock::acquire(&self.db, "outpost").await {
                 Ok(l) => Some(l),
                 Err(e) => {
@@ -209,6 +255,20 @@ impl Worker {
         else {
             return Ok(Disposition::Ack);
         };
+        self.run_attempt(runner, publisher, job, attempt, lock)
+            .await
+    }
+
+    /// Run a claimed attempt under its lock, commit its outcome, publish a delayed retry copy
+    /// or a dead-letter copy when due. Returns `Ack` once the outcome is durable.
+    async fn run_attempt(
+        &self,
+        runner: &dyn JobRunner,
+        publisher: &Publisher,
+        job: &db::JobRow,
+        attempt: i32,
+        lock: &ServiceLock,
+    ) -> Result<Disposition, InfraError> {
         tracing::Span::current().record("attempt", attempt);
         let started = Instant::now();
         metrics::gauge!("pma_sso_jobs_in_flight").increment(1.0);
@@ -640,11 +700,39 @@ const LOCK_HEARTBEAT: Duration = Duration::from_secs(2);
 impl ServiceLock {
     async fn acquire(pool: &PgPool, name: &str) -> Result<ServiceLock, InfraError> {
         let mut conn: PoolConnection<Postgres> = pool.acquire().await?;
-        let key = format!("pma-sso:{name}");
+        let key = lock_key(name);
         sqlx::query("select pg_advisory_lock(hashtextextended($1, 0))")
             .bind(&key)
             .execute(&mut *conn)
             .await?;
+        Ok(ServiceLock::hold(conn, key))
+    }
+
+    /// Take `service`'s lock and claim job `id` in one round trip ([`db::lock_and_claim`]).
+    /// Returns the lock if it was taken, and the job if it was claimed.
+    async fn acquire_claiming(
+        pool: &PgPool,
+        service: &str,
+        id: Uuid,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<(Option<ServiceLock>, Option<db::JobRow>), InfraError> {
+        let mut conn: PoolConnection<Postgres> = pool.acquire().await?;
+        let key = lock_key(&service_lock_name(service));
+        match db::lock_and_claim(&mut conn, &key, id, service, worker, lease).await {
+            Ok(claim) if claim.locked => Ok((Some(ServiceLock::hold(conn, key)), claim.job)),
+            Ok(_) => Ok((None, None)),
+            Err(e) => {
+                // The statement may have taken the lock before it failed: closing the
+                // connection releases it server-side.
+                drop(conn.detach());
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Watch over a connection that holds the advisory lock `key`.
+    fn hold(mut conn: PoolConnection<Postgres>, key: String) -> ServiceLock {
         let lost = CancellationToken::new();
         let (stop, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
         let lost_signal = lost.clone();
@@ -673,17 +761,38 @@ impl ServiceLock {
                 }
             }
         });
-        Ok(ServiceLock {
+        ServiceLock {
             stop: Some(stop),
             holder,
             lost,
-        })
+        }
     }
 
+    /// Unlock and wait until the unlock has run.
     async fn release(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         let _ = (&mut self.holder).await;
     }
+
+    /// Unlock without waiting: the holder task runs `pg_advisory_unlock` on its own (and
+    /// closes the connection if that fails). A process that exits first closes the connection,
+    /// which releases the lock as well.
+    fn release_in_background(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The lock name of one service (its advisory lock key is [`lock_key`] of this).
+fn service_lock_name(service: &str) -> String {
+    format!("service:{service}")
+}
+
+/// The text hashed (`hashtextextended`) into an advisory lock key; the same in every process
+/// and version, so workers of any version exclude each other.
+fn lock_key(name: &str) -> String {
+    format!("pma-sso:{name}")
 }
