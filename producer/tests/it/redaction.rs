@@ -343,8 +343,26 @@ async fn operator_commands_and_serve_show_no_secret_and_leave_env_0600() {
     assert_no_secret("the commands' output and logs", &o.printed, &secrets);
     assert_no_secret("serve's log", &served.log, &secrets);
     assert_no_secret("the status page", &served.page, &secrets);
+    // The job rows, rotation outcomes included (they name secrets only by a keyed hash).
+    let pool = db::connect(&o.db.url, 1).await.expect("db");
+    let mut rows = String::new();
+    for table in ["jobs", "attempts", "service_state"] {
+        let text: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "select row_to_json(t)::text from {table} t"
+        )))
+        .fetch_all(&pool)
+        .await
+        .expect("rows");
+        assert!(!text.is_empty(), "{table} is empty");
+        rows.push_str(&text.join("\n"));
+    }
+    assert!(
+        rows.contains("\"rotate\""),
+        "the rotation was recorded: {rows}"
+    );
+    assert_no_secret("the job tables", &rows, &secrets);
+    pool.close().await;
     assert_no_secret("serve's /metrics", &served.metrics, &secrets);
-    let _ = &o.db;
     o.finish().await;
 }
 
