@@ -424,6 +424,10 @@ pub fn assert_end_state(platform: &Platform, services: &[String]) {
 /// Every job in `ids` terminal within `within` (a bound on a hang, not a timing target).
 /// Returns the rows.
 pub async fn wait_terminal(pool: &sqlx::PgPool, ids: &[Uuid], within: Duration) -> Vec<db::JobRow> {
+    // A coalesced enqueue hands out an id twice; each job has one row.
+    let unique: std::collections::BTreeSet<Uuid> = ids.iter().copied().collect();
+    let ids: Vec<Uuid> = unique.into_iter().collect();
+    let ids = ids.as_slice();
     let deadline = tokio::time::Instant::now() + within;
     loop {
         // During a database restart the query itself may fail: count that as still open.
@@ -434,21 +438,23 @@ pub async fn wait_terminal(pool: &sqlx::PgPool, ids: &[Uuid], within: Duration) 
             return rows;
         }
         if tokio::time::Instant::now() >= deadline {
-            let open: Vec<String> = db::jobs(pool, ids)
-                .await
-                .map(|rows| {
-                    rows.iter()
-                        .filter(|r| !r.status.is_terminal())
-                        .map(|r| {
-                            format!("{} {} {} {}", r.id, r.service, r.action, r.status.as_str())
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let rows = db::jobs(pool, ids).await.unwrap_or_else(|e| {
+                panic!("jobs not terminal after {within:?}, and reading them fails: {e}")
+            });
+            let open: Vec<String> = rows
+                .iter()
+                .filter(|r| !r.status.is_terminal())
+                .map(|r| format!("{} {} {} {}", r.id, r.service, r.action, r.status.as_str()))
+                .collect();
+            let missing: Vec<&Uuid> = ids
+                .iter()
+                .filter(|id| !rows.iter().any(|r| r.id == **id))
+                .collect();
             panic!(
-                "{} of {} jobs not terminal after {within:?}: {open:?}",
+                "after {within:?}, of {} jobs {} are not terminal: {open:?}; {} have no row: {missing:?}",
+                ids.len(),
                 open.len(),
-                ids.len()
+                missing.len()
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -215,7 +215,7 @@ async fn worker_processes_ride_out_real_restarts_with_jobs_in_flight() {
     // Nothing may stay open past the relay's lease (plus the time to run what it republished).
     let rows = wait_terminal(&p.pool, &ids, p.settings.lease * 6).await;
     println!(
-        "restarts: jobs={} terminal={} after {:?} (lease {:?})",
+        "restarts: enqueues={} jobs={} all terminal {:?} after the last restart (lease {:?})",
         ids.len(),
         rows.len(),
         restarted.elapsed(),
