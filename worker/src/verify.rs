@@ -719,6 +719,29 @@ mod tests {
     }
 
     #[test]
+    fn the_probe_setting_is_all_manifest_or_none_and_names_itself_when_wrong() {
+        let manifest = |extra: &str| {
+            schemas::parse_manifest(
+                std::path::Path::new("grafana/manifest.yaml"),
+                &format!("name: grafana\n{extra}sso:\n  type: oidc\n  redirect_path: /cb\n"),
+            )
+            .expect("manifest")
+        };
+        let (opted_in, plain) = (manifest("probe: true\n"), manifest(""));
+        let default = ProbeSetting::parse(None).expect("unset");
+        assert_eq!(default, ProbeSetting::Manifest);
+        assert!(default.probes(&opted_in) && !default.probes(&plain));
+        let all = ProbeSetting::parse(Some("all")).expect("all");
+        assert!(all.probes(&plain));
+        let off = ProbeSetting::parse(Some("none")).expect("none");
+        assert!(!off.probes(&opted_in));
+        assert_eq!(
+            ProbeSetting::parse(Some("yes")).expect_err("bad"),
+            "PMA_SSO_PROBE is `yes`; expected `all`, `manifest` or `none`"
+        );
+    }
+
+    #[test]
     fn the_signing_certificate_is_read_whatever_the_prefix() {
         let xml = r#"<md:EntityDescriptor><md:IDPSSODescriptor><md:KeyDescriptor use="encryption"><ds:X509Certificate>ENC</ds:X509Certificate></md:KeyDescriptor><md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>
           MIIB
