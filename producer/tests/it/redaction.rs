@@ -292,7 +292,10 @@ async fn operator_commands_and_serve_show_no_secret_and_leave_env_0600() {
             &["--json", "status"],
             &[(
                 "DATABASE_URL",
-                &format!("postgres://postgres:{DB_PASSWORD}@127.0.0.1:1/nothing"),
+                // Refused at once; a closed port would wait out the pool's acquire timeout.
+                &format!(
+                    "postgres://postgres:{DB_PASSWORD}@127.0.0.1:5432/pma_sso_no_such_database"
+                ),
             )],
         )
         .await;
