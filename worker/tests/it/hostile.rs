@@ -28,8 +28,8 @@ fn config(cases: u32, seed: u64) -> Config {
 
 /// Cases per property; figures for the report come from these constants.
 const ARBITRARY_ENV_CASES: u32 = 2_000;
-const STRUCTURED_ENV_CASES: u32 = 1_000;
-const ENV_SEQUENCE_CASES: u32 = 500;
+const STRUCTURED_ENV_CASES: u32 = 800;
+const ENV_SEQUENCE_CASES: u32 = 300;
 const STEP_CASES: u32 = 400;
 
 /// Written into generated `.env` text; no error may ever show it.
