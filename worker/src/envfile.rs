@@ -292,6 +292,30 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), EnvError> {
     replace_file(&target, contents, owner)
 }
 
+/// Removes the temp files (`<prefix>XXXXXX.tmp`, as [`replace_file`] names them) that a
+/// writer killed between creating its temp file and renaming it left beside the target: copies
+/// of secrets that nothing else would ever remove. Writers of one target are serialised (the
+/// `.env` lock; the pipeline's per-service lock for delivered files), so none of these belongs
+/// to a live writer; if an unserialised one did, its rename fails and `target` stays whole.
+fn remove_stale_temps(dir: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(random) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|n| n.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        if random.len() == 6 && random.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Writes `contents` to a temp file beside `target` and renames it over
 /// `target`. On failure the temp file is removed and `target` is untouched.
 fn replace_file(target: &Path, contents: &[u8], owner: Option<(u32, u32)>) -> Result<(), EnvError> {
@@ -307,6 +331,7 @@ fn replace_file(target: &Path, contents: &[u8], owner: Option<(u32, u32)>) -> Re
         path: target.to_owned(),
         source,
     };
+    remove_stale_temps(dir, &prefix);
     let mut tmp = tempfile::Builder::new()
         .prefix(&prefix)
         .suffix(".tmp")
@@ -1022,6 +1047,34 @@ mod tests {
         assert_eq!(after.ino(), before.ino());
         assert_eq!(after.modified().ok(), before.modified().ok());
         assert_eq!(read_string(&path), "A=1\nB='two words'\n");
+    }
+
+    #[test]
+    fn a_temp_file_left_by_a_killed_writer_is_removed_by_the_next_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = env_path(&dir);
+        write(&path, "A=1\n");
+        // What a writer SIGKILLed before its rename leaves: a secret-holding temp file.
+        write(&dir.path().join("..env.Xk3q9Z.tmp"), "A=1\nSECRET=s\n");
+        write(&dir.path().join("..sso.env.a1B2c3.tmp"), "SECRET=s\n");
+        write(&dir.path().join(".env.bak"), "kept\n");
+        write(&dir.path().join("notes.tmp"), "kept\n");
+        update(&path, &[("B", Some("2"))]).expect("update");
+        assert_eq!(
+            dir_listing(dir.path()),
+            [
+                "..sso.env.a1B2c3.tmp",
+                ".env",
+                ".env.bak",
+                ".env.lock",
+                "notes.tmp"
+            ]
+        );
+        write_private(&dir.path().join(".sso.env"), b"X=1\n").expect("write");
+        assert_eq!(
+            dir_listing(dir.path()),
+            [".env", ".env.bak", ".env.lock", ".sso.env", "notes.tmp"]
+        );
     }
 
     #[test]

@@ -329,8 +329,8 @@ fn write_manifest(platform: &Platform, name: &str, text: &str) {
     std::fs::write(dir.join("manifest.yaml"), text).expect("write manifest");
 }
 
-/// Files left behind by an interrupted atomic write (`.<name>.<random>.tmp`) anywhere under
-/// `dir`.
+/// Files left behind by an interrupted atomic write (`.<name>.<random>.tmp`, or tempfile's
+/// default `.tmp<random>`) anywhere under `dir`.
 pub fn temp_leftovers(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_owned()];
@@ -343,7 +343,8 @@ pub fn temp_leftovers(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
             let name = entry.file_name().to_string_lossy().into_owned();
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 stack.push(path);
-            } else if name.starts_with('.') && name.ends_with(".tmp") {
+            } else if name.starts_with(".tmp") || (name.starts_with('.') && name.ends_with(".tmp"))
+            {
                 found.push(path);
             }
         }
