@@ -295,9 +295,10 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), EnvError> {
 /// Removes the temp files (`<prefix>XXXXXX.tmp`, as [`replace_file`] names them) that a
 /// writer killed between creating its temp file and renaming it left beside the target: copies
 /// of secrets that nothing else would ever remove. Writers of one target are serialised (the
-/// `.env` lock; the pipeline's per-service lock for delivered files), so none of these belongs
-/// to a live writer; if an unserialised one did, its rename fails and `target` stays whole.
-fn remove_stale_temps(dir: &Path, prefix: &str) {
+/// `.env` lock; the pipeline's per-service lock for delivered files and manifests), so none of
+/// these belongs to a live writer; if an unserialised one did, its rename fails and `target`
+/// stays whole.
+pub(crate) fn remove_stale_temps(dir: &Path, prefix: &str) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };

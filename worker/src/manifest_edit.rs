@@ -132,6 +132,8 @@ fn replace_file(
         path: target.to_owned(),
         source,
     };
+    // What a writer killed before its rename left behind.
+    crate::envfile::remove_stale_temps(dir, &prefix);
     let mut tmp = tempfile::Builder::new()
         .prefix(&prefix)
         .suffix(".tmp")
@@ -631,6 +633,19 @@ other: 1
         assert_eq!(
             fs::metadata(&path).expect("stat").permissions().mode() & 0o7777,
             0o664
+        );
+    }
+
+    #[test]
+    fn a_temp_file_left_by_a_killed_edit_is_removed_by_the_next_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = manifest(&dir, GRAFANA);
+        let stale = dir.path().join(".grafana.yaml.zWDoFM.tmp");
+        fs::write(&stale, "name: half-written\n").expect("write");
+        assert!(set_configured(&path, true).expect("edit"));
+        assert!(
+            !stale.exists(),
+            "the killed edit's temp file is still there"
         );
     }
 
