@@ -1,5 +1,6 @@
 //! What the CLI (and later the triggers) use to put jobs into the pipeline and wait for them.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use schemas::job::{Action, JobMessage, JobStatus, Trigger};
@@ -26,10 +27,30 @@ pub enum ClientError {
 
 pub struct JobClient {
     pub db: PgPool,
-    connection: lapin::Connection,
-    publisher: Publisher,
+    /// Replaced when the connection dies (a broker restart): a long-lived client such as
+    /// `pma-sso serve` reconnects on its next publish instead of leaving every later job to
+    /// the relay's lease.
+    link: Mutex<Arc<Link>>,
+    /// One reconnect at a time; the others use its connection.
+    reconnecting: tokio::sync::Mutex<()>,
     topology: Topology,
     settings: PipelineSettings,
+}
+
+struct Link {
+    connection: lapin::Connection,
+    publisher: Publisher,
+}
+
+impl Link {
+    async fn open(amqp_url: &str) -> Result<Link, QueueError> {
+        let connection = queue::connect(amqp_url).await?;
+        let publisher = Publisher::new(&connection).await?;
+        Ok(Link {
+            connection,
+            publisher,
+        })
+    }
 }
 
 /// An accepted request: the job's id, and whether it joined a job already waiting.
@@ -59,11 +80,59 @@ impl JobClient {
         let publisher = Publisher::new(&connection).await?;
         Ok(JobClient {
             db,
-            connection,
-            publisher,
+            link: Mutex::new(Arc::new(Link {
+                connection,
+                publisher,
+            })),
+            reconnecting: tokio::sync::Mutex::new(()),
             topology,
             settings: settings.clone(),
         })
+    }
+
+    fn current_link(&self) -> Arc<Link> {
+        self.link
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Publish to the work queue; when the connection is gone, reconnect once and publish
+    /// again.
+    async fn publish(&self, body: &[u8]) -> Result<(), QueueError> {
+        let queue = self.topology.work_queue();
+        let link = self.current_link();
+        if link.connection.status().connected() {
+            match link
+                .publisher
+                .publish(&queue, body, lapin::types::FieldTable::default())
+                .await
+            {
+                Ok(()) => return Ok(()),
+                // A nack or a returned message on a live connection: not a connection problem.
+                Err(e) if link.connection.status().connected() => return Err(e),
+                Err(_) => {}
+            }
+        }
+        let fresh = {
+            let _one = self.reconnecting.lock().await;
+            let current = self.current_link();
+            if !Arc::ptr_eq(&current, &link) && current.connection.status().connected() {
+                current
+            } else {
+                let fresh = Arc::new(Link::open(&self.settings.amqp_url).await?);
+                *self
+                    .link
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh.clone();
+                tracing::info!("reconnected to the broker");
+                fresh
+            }
+        };
+        fresh
+            .publisher
+            .publish(&queue, body, lapin::types::FieldTable::default())
+            .await
     }
 
     /// Record the job (one commit), then publish it with confirms. A publish that fails is not
@@ -96,15 +165,7 @@ impl JobClient {
                 action,
             })
             .unwrap_or_default();
-            match self
-                .publisher
-                .publish(
-                    &self.topology.work_queue(),
-                    &body,
-                    lapin::types::FieldTable::default(),
-                )
-                .await
-            {
+            match self.publish(&body).await {
                 // Nothing more to record: a queued row whose lease runs out is republished by
                 // the relay whether or not this publish was confirmed, so a separate
                 // `published_at` commit would decide nothing (only the relay sets it).
@@ -159,7 +220,11 @@ impl JobClient {
     }
 
     pub async fn close(self) {
-        let _ = self.connection.close(200, "bye".into()).await;
+        let _ = self
+            .current_link()
+            .connection
+            .close(200, "bye".into())
+            .await;
         self.db.close().await;
     }
 }
