@@ -39,8 +39,13 @@ async fn run() -> Result<(), String> {
     tokio::spawn(signal_shutdown(shutdown.clone()));
 
     // The database may come up after us (compose start order): wait for it, then migrate.
+    // A connect attempt can take the pool's acquire timeout; SIGTERM must not wait for it.
     let pool = loop {
-        match db::connect(&pipeline.database_url, pipeline.concurrency).await {
+        let attempt = tokio::select! {
+            attempt = db::connect(&pipeline.database_url, pipeline.concurrency) => attempt,
+            _ = shutdown.cancelled() => return Ok(()),
+        };
+        match attempt {
             Ok(pool) => break pool,
             Err(e) => {
                 tracing::warn!(error = %e, "database not reachable yet");

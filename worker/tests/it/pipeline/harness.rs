@@ -143,9 +143,15 @@ impl Pipeline {
     /// The `pma-sso-worker` binary as a child process on this pipeline's database and queues,
     /// for tests that kill or signal a real process.
     pub fn spawn_worker_process(&self) -> tokio::process::Child {
+        self.worker_process_command().spawn().expect("spawn worker")
+    }
+
+    /// The command `spawn_worker_process` runs, for tests that change one setting first.
+    pub fn worker_process_command(&self) -> tokio::process::Command {
         let s = &self.settings;
         let flow = &self.platform.ctx.settings;
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_pma-sso-worker"))
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_pma-sso-worker"));
+        command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("PMA_SSO_ENV_FILE", &flow.env_path)
@@ -173,9 +179,8 @@ impl Pipeline {
             .env("PMA_SSO_SHUTDOWN_GRACE", millis(s.shutdown_grace))
             .env("PMA_SSO_WORKER_HTTP", "off")
             .env("PMA_SSO_LOG", "warn")
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn worker")
+            .kill_on_drop(true);
+        command
     }
 
     pub fn topology(&self) -> Topology {

@@ -208,6 +208,46 @@ async fn sigterm_lets_the_in_flight_job_finish_and_the_worker_exits_zero() {
     p.stop_workers().await;
 }
 
+/// A database that accepts TCP but never answers holds a connect attempt for the pool's whole
+/// acquire timeout; SIGTERM must end the worker without waiting for it.
+#[tokio::test]
+async fn sigterm_while_the_database_hangs_at_start_up_exits_at_once() {
+    let p = Pipeline::new(&["grafana"]).await;
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = silent.local_addr().expect("addr");
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let mut child = p
+        .worker_process_command()
+        .env("DATABASE_URL", format!("postgres://postgres@{addr}/test"))
+        .spawn()
+        .expect("spawn worker");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "the worker waits for the database"
+    );
+    let pid = child.id().expect("pid");
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    // Bounds a hang (the pool's acquire timeout is 10 s); not a timing assertion.
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("exited while still connecting")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0));
+    held.abort();
+}
+
 #[tokio::test]
 async fn health_readiness_and_metrics_answer_over_http() {
     let mut p = Pipeline::new(&["grafana"]).await;
