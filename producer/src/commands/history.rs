@@ -30,7 +30,12 @@ pub(crate) fn details(outcome: &Outcome) -> Vec<String> {
             .actions
             .iter()
             .map(|a| format!("did: {a}"))
-            .chain(verified.drifts.iter().map(|d| format!("drift: {}", d.message)))
+            .chain(
+                verified
+                    .drifts
+                    .iter()
+                    .map(|d| format!("drift: {}", d.message)),
+            )
             .collect(),
         #[allow(unreachable_patterns)]
         _ => Vec::new(),
