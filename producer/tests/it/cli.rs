@@ -53,18 +53,13 @@ pub const ALL: [&str; 12] = [
 
 async fn setup(services: &[&str]) -> Setup {
     let sim = AuthentikSim::new(TOKEN).start().await;
-    let dir = tempfile::tempdir().expect("tmp");
-    for s in services {
-        copy_package(s, dir.path());
-    }
-    std::fs::write(
-        dir.path().join(".env"),
-        format!(
+    let dir = crate::serve::platform_dir(
+        services,
+        &format!(
             "DOMAIN=example.org\nAUTHENTIK_URL={}\nAUTHENTIK_TOKEN={TOKEN}\n",
             sim.base_url()
         ),
-    )
-    .expect("env");
+    );
     Setup { sim, dir }
 }
 

@@ -3,16 +3,13 @@
 
 use std::path::Path;
 use std::process::Output;
-use std::sync::Arc;
-use std::time::Duration;
 
 use testkit::PlatformSim;
 use testkit::pg::TestDb;
-use tokio_util::sync::CancellationToken;
-use worker::pipeline::worker::{Health, Worker};
-use worker::pipeline::{PipelineSettings, db};
+use worker::pipeline::PipelineSettings;
 
-use crate::cli::{ALL, TOKEN, copy_package};
+use crate::cli::{ALL, TOKEN};
+use crate::status::{Harness, Options, delete_queues};
 
 struct Setup {
     sim: PlatformSim,
@@ -21,18 +18,13 @@ struct Setup {
 
 async fn setup() -> Setup {
     let sim = PlatformSim::start(TOKEN).await;
-    let dir = tempfile::tempdir().expect("tmp");
-    for s in ALL {
-        copy_package(s, dir.path());
-    }
-    std::fs::write(
-        dir.path().join(".env"),
-        format!(
+    let dir = crate::serve::platform_dir(
+        &ALL,
+        &format!(
             "DOMAIN=example.org\nAUTHENTIK_TOKEN={TOKEN}\nPMA_SSO_EXEC_RUNNER=true\n{}",
             sim.env_lines()
         ),
-    )
-    .expect("env");
+    );
     Setup { sim, dir }
 }
 
@@ -100,45 +92,26 @@ fn pipeline_env(db: &TestDb, prefix: &str) -> Vec<(&'static str, String)> {
 
 #[tokio::test]
 async fn through_the_queue_a_running_worker_turns_twelve_services_green() {
-    let s = setup().await;
-    let test_db = TestDb::new().await;
-    let prefix = format!("pma-sso-cli-{}", uuid_suffix());
-    let env = pipeline_env(&test_db, &prefix);
-    let lookup = |key: &str| env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
-    let mut pipeline = PipelineSettings::from_lookup(&lookup).expect("settings");
-    pipeline.http_addr = None;
-    let pool = db::connect(&pipeline.database_url, pipeline.concurrency)
-        .await
-        .expect("db");
-    db::migrate(&pool).await.expect("migrate");
-
-    let settings = worker::Settings::from_lookup(&|key| match key {
-        "PMA_SSO_ENV_FILE" => Some(s.dir.path().join(".env").display().to_string()),
-        _ => None,
-    })
-    .expect("flow settings");
-    let worker = Arc::new(Worker {
-        ctx: Arc::new(worker::Context::new(settings).expect("ctx")),
-        db: pool.clone(),
-        topology: pipeline.topology(),
-        settings: pipeline.clone(),
-        health: Arc::new(Health::default()),
-    });
-    let stop = CancellationToken::new();
-    let running = tokio::spawn(worker.run(stop.clone()));
-
-    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (code, out) = pma(s.dir.path(), &env_refs, &["fix-all"]).await;
+    let sim = PlatformSim::start(TOKEN).await;
+    let dot_env = sim.env_lines();
+    let h = Harness::with(
+        sim,
+        &ALL,
+        Options {
+            dot_env,
+            queue_tag: "cli",
+            env: Vec::new(),
+        },
+    )
+    .await;
+    let (code, out) = h.pma(&["fix-all"]).await;
     assert_eq!(code, 0, "{out}");
-    let (code, out) = pma(s.dir.path(), &env_refs, &["check"]).await;
+    let (code, out) = h.pma(&["check"]).await;
     assert_eq!(code, 0, "{out}");
     assert_twelve_green(&out);
-    let jobs: i64 = sqlx_count(&pool).await;
+    let jobs: i64 = sqlx_count(&h.pool).await;
     assert_eq!(jobs, 24, "12 fix jobs and 12 check jobs recorded");
-
-    stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(15), running).await;
-    delete_queues(&pipeline).await;
+    h.finish().await;
 }
 
 #[tokio::test]
@@ -173,19 +146,4 @@ async fn sqlx_count(pool: &sqlx::PgPool) -> i64 {
 
 fn uuid_suffix() -> String {
     uuid::Uuid::new_v4().simple().to_string()
-}
-
-async fn delete_queues(settings: &PipelineSettings) {
-    let t = settings.topology();
-    let Ok(conn) = worker::pipeline::queue::connect(&settings.amqp_url).await else {
-        return;
-    };
-    if let Ok(channel) = conn.create_channel().await {
-        let mut names = vec![t.work_queue(), t.dead_queue()];
-        names.extend(t.delay_tiers.iter().map(|d| t.delay_queue(*d)));
-        for name in names {
-            let _ = channel.queue_delete(name.into(), Default::default()).await;
-        }
-    }
-    let _ = conn.close(200, "bye".into()).await;
 }

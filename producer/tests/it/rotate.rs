@@ -4,7 +4,8 @@
 
 use crate::verify::fixed;
 
-async fn grant(token_url: &str, id: &str, secret: &str) -> (u16, serde_json::Value) {
+/// The token endpoint's answer to a client-credentials grant: status and body.
+pub async fn grant(token_url: &str, id: &str, secret: &str) -> (u16, serde_json::Value) {
     let response = reqwest::Client::new()
         .post(token_url)
         .form(&[

@@ -2,19 +2,23 @@
 //! operator-command tests share: authentik stand-in, packages, a database of its own,
 //! uuid-named queues and an in-process worker.
 
+use std::path::Path;
 use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
 
 use testkit::pg::TestDb;
 use tokio_util::sync::CancellationToken;
+use worker::envfile::EnvFile;
 use worker::pipeline::worker::{Health, Worker};
 use worker::pipeline::{PipelineSettings, db};
 
-use crate::cli::{TOKEN, copy_package};
+use crate::cli::TOKEN;
 
-pub struct Harness {
-    pub sim: testkit::SimHandle,
+/// authentik (or every stand-in), the given packages and a `.env` in a temporary directory, a
+/// database of its own, uuid-named queues and a worker running in this process.
+pub struct Harness<S = testkit::SimHandle> {
+    pub sim: S,
     pub dir: tempfile::TempDir,
     pub pool: sqlx::PgPool,
     pub pipeline: PipelineSettings,
@@ -24,33 +28,66 @@ pub struct Harness {
     _db: TestDb,
 }
 
+/// Where a test's harness differs from [`Harness::start`]'s.
+pub struct Options<'a> {
+    /// `.env` lines naming the stand-ins (the domain, token and exec runner are always there).
+    pub dot_env: String,
+    /// Queue names start with `pma-sso-<queue_tag>-`.
+    pub queue_tag: &'a str,
+    /// Pipeline environment added to the defaults, or replacing a default of the same key. The
+    /// worker's flow settings and every `pma` run see it too.
+    pub env: Vec<(&'static str, String)>,
+}
+
 impl Harness {
+    /// The authentik stand-in alone, reached directly.
     pub async fn start(services: &[&str]) -> Harness {
         let sim = testkit::AuthentikSim::new(TOKEN).start().await;
-        let dir = tempfile::tempdir().expect("tmp");
-        for s in services {
-            copy_package(s, dir.path());
-        }
-        std::fs::write(
-            dir.path().join(".env"),
-            format!(
-                "DOMAIN=example.org\nAUTHENTIK_URL={}\nAUTHENTIK_TOKEN={TOKEN}\nPMA_SSO_EXEC_RUNNER=true\n",
-                sim.base_url()
-            ),
+        let dot_env = format!("AUTHENTIK_URL={}\n", sim.base_url());
+        Harness::with(
+            sim,
+            services,
+            Options {
+                dot_env,
+                queue_tag: "ops",
+                env: Vec::new(),
+            },
         )
-        .expect("env");
+        .await
+    }
+}
+
+impl<S> Harness<S> {
+    pub async fn with(sim: S, services: &[&str], options: Options<'_>) -> Harness<S> {
+        let dir = crate::serve::platform_dir(
+            services,
+            &format!(
+                "DOMAIN=example.org\nAUTHENTIK_TOKEN={TOKEN}\nPMA_SSO_EXEC_RUNNER=true\n{}",
+                options.dot_env
+            ),
+        );
         let test_db = TestDb::new().await;
-        let env = vec![
+        let mut env = vec![
             ("DATABASE_URL", test_db.url.clone()),
             ("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f".into()),
             (
                 "PMA_SSO_QUEUE_PREFIX",
-                format!("pma-sso-ops-{}", uuid::Uuid::new_v4().simple()),
+                format!(
+                    "pma-sso-{}-{}",
+                    options.queue_tag,
+                    uuid::Uuid::new_v4().simple()
+                ),
             ),
             ("PMA_SSO_QUEUE_EXPIRES", "600s".into()),
             ("PMA_SSO_DELAY_TIERS", "200ms,1s".into()),
             ("PMA_SSO_LOG", "error".into()),
         ];
+        for (key, value) in options.env {
+            match env.iter_mut().find(|(k, _)| *k == key) {
+                Some(default) => default.1 = value,
+                None => env.push((key, value)),
+            }
+        }
         let lookup = |key: &str| env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
         let mut pipeline = PipelineSettings::from_lookup(&lookup).expect("settings");
         pipeline.http_addr = None;
@@ -61,7 +98,7 @@ impl Harness {
         let env_file = dir.path().join(".env").display().to_string();
         let settings = worker::Settings::from_lookup(&|key| match key {
             "PMA_SSO_ENV_FILE" => Some(env_file.clone()),
-            _ => None,
+            other => lookup(other),
         })
         .expect("flow settings");
         let worker = Arc::new(Worker {
@@ -113,12 +150,34 @@ impl Harness {
         std::fs::remove_dir_all(self.dir.path().join("packages").join(name)).expect("rm");
     }
 
+    /// A value from this harness's `.env`.
+    pub fn env(&self, key: &str) -> String {
+        dot_env(self.dir.path(), key)
+    }
+
+    pub fn set_env(&self, key: &str, value: &str) {
+        set_dot_env(self.dir.path(), key, value);
+    }
+
     /// Stop the worker and delete the queues.
     pub async fn finish(self) {
         self.stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(15), self.running).await;
         delete_queues(&self.pipeline).await;
     }
+}
+
+/// A value from the `.env` in `dir`.
+pub fn dot_env(dir: &Path, key: &str) -> String {
+    EnvFile::read(&dir.join(".env"))
+        .expect("read .env")
+        .get(key)
+        .expect("key in .env")
+        .to_owned()
+}
+
+pub fn set_dot_env(dir: &Path, key: &str, value: &str) {
+    worker::envfile::update(&dir.join(".env"), &[(key, Some(value))]).expect("write .env");
 }
 
 pub async fn delete_queues(settings: &PipelineSettings) {

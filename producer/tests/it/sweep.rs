@@ -12,7 +12,11 @@ use worker::pipeline::sweep::Sweep;
 use crate::cli::{ALL, TOKEN};
 use crate::serve::{Pipeline, context, platform_dir};
 
-async fn sweep(p: &Pipeline, ctx: &worker::Context) -> (Uuid, SweepSummary) {
+/// One sweep run with this context, and its id.
+pub async fn try_sweep(
+    p: &Pipeline,
+    ctx: &worker::Context,
+) -> Result<(Uuid, SweepSummary), worker::FlowError> {
     let (conn, publisher) = p.publisher().await;
     let topology = p.settings.topology();
     let id = Uuid::new_v4();
@@ -24,10 +28,13 @@ async fn sweep(p: &Pipeline, ctx: &worker::Context) -> (Uuid, SweepSummary) {
         publisher: &publisher,
     }
     .run(id)
-    .await
-    .expect("sweep");
+    .await;
     let _ = conn.close(200, "bye".into()).await;
-    (id, summary)
+    summary.map(|s| (id, s))
+}
+
+async fn sweep(p: &Pipeline, ctx: &worker::Context) -> (Uuid, SweepSummary) {
+    try_sweep(p, ctx).await.expect("sweep")
 }
 
 fn oidc_manifest(dir: &Path, name: &str, extra: &str) {

@@ -6,33 +6,32 @@ use std::process::Output;
 
 use serde_json::json;
 use testkit::PlatformSim;
-use worker::envfile::EnvFile;
 
-use crate::cli::{ALL, TOKEN, copy_package};
+use crate::cli::{ALL, TOKEN};
+use crate::status::{dot_env, set_dot_env};
 
 pub struct Setup {
     pub sim: PlatformSim,
     pub dir: tempfile::TempDir,
 }
 
-/// All twelve services, with the public authentik URL being the stand-in itself (so the
-/// issuer the services are given is one that answers), and `fix-all` run.
-pub async fn fixed() -> Setup {
+/// The stand-ins, with the public authentik URL being the stand-in itself (so the issuer the
+/// services are given is one that answers), and the `.env` lines that name them.
+pub async fn answering_platform() -> (PlatformSim, String) {
     let sim = PlatformSim::start(TOKEN).await;
     let base = sim.authentik.base_url();
     sim.authentik.set_public_url(Some(&base));
-    let dir = tempfile::tempdir().expect("tmp");
-    for s in ALL {
-        copy_package(s, dir.path());
-    }
-    std::fs::write(
-        dir.path().join(".env"),
-        format!(
-            "DOMAIN=example.org\nAUTHENTIK_TOKEN={TOKEN}\nAUTHENTIK_PUBLIC_URL={base}\nPMA_SSO_EXEC_RUNNER=true\n{}",
-            sim.env_lines()
-        ),
-    )
-    .expect("env");
+    let lines = format!("AUTHENTIK_PUBLIC_URL={base}\n{}", sim.env_lines());
+    (sim, lines)
+}
+
+/// All twelve services against [`answering_platform`], and `fix-all` run.
+pub async fn fixed() -> Setup {
+    let (sim, lines) = answering_platform().await;
+    let dir = crate::serve::platform_dir(
+        &ALL,
+        &format!("DOMAIN=example.org\nAUTHENTIK_TOKEN={TOKEN}\nPMA_SSO_EXEC_RUNNER=true\n{lines}"),
+    );
     let s = Setup { sim, dir };
     let (code, out) = s.pma(&["--inline", "fix-all"]).await;
     assert_eq!(code, 0, "{out}");
@@ -45,16 +44,11 @@ impl Setup {
     }
 
     pub fn env(&self, key: &str) -> String {
-        EnvFile::read(&self.dir.path().join(".env"))
-            .expect("read .env")
-            .get(key)
-            .expect("key in .env")
-            .to_owned()
+        dot_env(self.dir.path(), key)
     }
 
     pub fn set_env(&self, key: &str, value: &str) {
-        worker::envfile::update(&self.dir.path().join(".env"), &[(key, Some(value))])
-            .expect("write .env");
+        set_dot_env(self.dir.path(), key, value);
     }
 }
 

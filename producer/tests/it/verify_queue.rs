@@ -2,163 +2,38 @@
 //! check (status and history show them), one rotation at a time, and the old secret in the
 //! outcome only as a keyed fingerprint. Also the sweep's opt-in probes.
 
-use std::process::Output;
-use std::sync::Arc;
-use std::time::Duration;
-
 use sha2::Digest;
 use testkit::PlatformSim;
-use testkit::pg::TestDb;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use worker::envfile::EnvFile;
-use worker::pipeline::worker::{Health, Worker};
-use worker::pipeline::{PipelineSettings, db};
 
-use crate::cli::{ALL, TOKEN, copy_package};
-use crate::status::delete_queues;
+use crate::cli::{ALL, TOKEN};
+use crate::rotate::grant;
+use crate::status::{Harness, Options};
+use crate::sweep::try_sweep as sweep;
+use crate::verify::answering_platform;
 
-struct Queued {
-    sim: PlatformSim,
-    dir: tempfile::TempDir,
-    pool: sqlx::PgPool,
-    pipeline: PipelineSettings,
-    env: Vec<(&'static str, String)>,
-    stop: CancellationToken,
-    running: tokio::task::JoinHandle<()>,
-    _db: TestDb,
-}
-
-impl Queued {
-    /// All twelve services, a worker (two jobs at once) on a database and queues of its own,
-    /// and `fix-all` through the queue.
-    async fn start() -> Queued {
-        let sim = PlatformSim::start(TOKEN).await;
-        let base = sim.authentik.base_url();
-        sim.authentik.set_public_url(Some(&base));
-        let dir = tempfile::tempdir().expect("tmp");
-        for s in ALL {
-            copy_package(s, dir.path());
-        }
-        std::fs::write(
-            dir.path().join(".env"),
-            format!(
-                "DOMAIN=example.org\nAUTHENTIK_TOKEN={TOKEN}\nAUTHENTIK_PUBLIC_URL={base}\nPMA_SSO_EXEC_RUNNER=true\n{}",
-                sim.env_lines()
-            ),
-        )
-        .expect("env");
-        let test_db = TestDb::new().await;
-        let env = vec![
-            ("DATABASE_URL", test_db.url.clone()),
-            ("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f".into()),
-            (
-                "PMA_SSO_QUEUE_PREFIX",
-                format!("pma-sso-verify-{}", Uuid::new_v4().simple()),
-            ),
-            ("PMA_SSO_QUEUE_EXPIRES", "600s".into()),
-            ("PMA_SSO_DELAY_TIERS", "200ms,1s".into()),
-            ("PMA_SSO_CONCURRENCY", "2".into()),
-            ("PMA_SSO_LOG", "error".into()),
-        ];
-        let lookup = |key: &str| env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
-        let mut pipeline = PipelineSettings::from_lookup(&lookup).expect("settings");
-        pipeline.http_addr = None;
-        let pool = db::connect(&pipeline.database_url, pipeline.concurrency)
-            .await
-            .expect("db");
-        db::migrate(&pool).await.expect("migrate");
-        let env_file = dir.path().join(".env").display().to_string();
-        let settings = worker::Settings::from_lookup(&|key| match key {
-            "PMA_SSO_ENV_FILE" => Some(env_file.clone()),
-            _ => None,
-        })
-        .expect("flow settings");
-        let worker = Arc::new(Worker {
-            ctx: Arc::new(worker::Context::new(settings).expect("ctx")),
-            db: pool.clone(),
-            topology: pipeline.topology(),
-            settings: pipeline.clone(),
-            health: Arc::new(Health::default()),
-        });
-        let stop = CancellationToken::new();
-        let running = tokio::spawn(worker.run(stop.clone()));
-        let q = Queued {
-            sim,
-            dir,
-            pool,
-            pipeline,
-            env,
-            stop,
-            running,
-            _db: test_db,
-        };
-        let (code, out) = q.pma(&["fix-all"]).await;
-        assert_eq!(code, 0, "{out}");
-        q
-    }
-
-    async fn pma(&self, args: &[&str]) -> (i32, String) {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pma-sso"));
-        cmd.args(args)
-            .current_dir(self.dir.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("PMA_SSO_ENV_FILE", self.dir.path().join(".env"));
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = cmd.output().await.expect("run pma-sso");
-        let err = String::from_utf8_lossy(&stderr);
-        assert!(!err.contains("panicked"), "{err}");
-        (
-            status.code().expect("exit code"),
-            String::from_utf8_lossy(&stdout).into_owned(),
-        )
-    }
-
-    fn env(&self, key: &str) -> String {
-        EnvFile::read(&self.dir.path().join(".env"))
-            .expect("read .env")
-            .get(key)
-            .expect("key in .env")
-            .to_owned()
-    }
-
-    fn set_env(&self, key: &str, value: &str) {
-        worker::envfile::update(&self.dir.path().join(".env"), &[(key, Some(value))])
-            .expect("write .env");
-    }
-
-    async fn finish(self) {
-        self.stop.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(15), self.running).await;
-        delete_queues(&self.pipeline).await;
-    }
-}
-
-async fn grant(token_url: &str, id: &str, secret: &str) -> u16 {
-    reqwest::Client::new()
-        .post(token_url)
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", id),
-            ("client_secret", secret),
-        ])
-        .send()
-        .await
-        .expect("token endpoint")
-        .status()
-        .as_u16()
+/// All twelve services, a worker (two jobs at once) on a database and queues of its own, and
+/// `fix-all` through the queue.
+async fn start() -> Harness<PlatformSim> {
+    let (sim, dot_env) = answering_platform().await;
+    let q = Harness::with(
+        sim,
+        &ALL,
+        Options {
+            dot_env,
+            queue_tag: "verify",
+            env: vec![("PMA_SSO_CONCURRENCY", "2".into())],
+        },
+    )
+    .await;
+    let (code, out) = q.pma(&["fix-all"]).await;
+    assert_eq!(code, 0, "{out}");
+    q
 }
 
 #[tokio::test]
 async fn verify_and_rotate_run_through_a_worker_and_are_recorded() {
-    let q = Queued::start().await;
+    let q = start().await;
 
     // Twelve verify jobs, all green.
     let (code, out) = q.pma(&["verify"]).await;
@@ -219,8 +94,8 @@ async fn verify_and_rotate_run_through_a_worker_and_are_recorded() {
         "{out}"
     );
     assert!(out.contains("restart needed: grafana"), "{out}");
-    assert_eq!(grant(&token_url, &id, &old).await, 400);
-    assert_eq!(grant(&token_url, &id, &new).await, 200);
+    assert_eq!(grant(&token_url, &id, &old).await.0, 400);
+    assert_eq!(grant(&token_url, &id, &new).await.0, 200);
 
     // The outcome names the secrets only by keyed fingerprints.
     let outcome: String = sqlx::query_scalar(
@@ -310,26 +185,6 @@ async fn verify_and_rotate_run_through_a_worker_and_are_recorded() {
     q.finish().await;
 }
 
-async fn sweep(
-    p: &crate::serve::Pipeline,
-    ctx: &worker::Context,
-) -> Result<(Uuid, schemas::job::SweepSummary), worker::FlowError> {
-    let (conn, publisher) = p.publisher().await;
-    let topology = p.settings.topology();
-    let id = Uuid::new_v4();
-    let summary = worker::pipeline::sweep::Sweep {
-        ctx,
-        db: p.pool(),
-        settings: &p.settings,
-        topology: &topology,
-        publisher: &publisher,
-    }
-    .run(id)
-    .await;
-    let _ = conn.close(200, "bye".into()).await;
-    summary.map(|s| (id, s))
-}
-
 /// `(service, outcome kind, summary line)` of the verify jobs a sweep recorded.
 async fn probes(p: &crate::serve::Pipeline, sweep: Uuid) -> Vec<(String, String)> {
     sqlx::query_as(
@@ -344,15 +199,10 @@ async fn probes(p: &crate::serve::Pipeline, sweep: Uuid) -> Vec<(String, String)
 
 #[tokio::test]
 async fn a_sweep_verifies_the_services_that_opt_in_and_records_each_probe() {
-    let sim = PlatformSim::start(TOKEN).await;
-    let base = sim.authentik.base_url();
-    sim.authentik.set_public_url(Some(&base));
+    let (sim, lines) = answering_platform().await;
     let dir = crate::serve::platform_dir(
         &["grafana", "redmine", "zammad"],
-        &format!(
-            "DOMAIN=example.org\nAUTHENTIK_TOKEN={TOKEN}\nAUTHENTIK_PUBLIC_URL={base}\nPMA_SSO_EXEC_RUNNER=true\n{}",
-            sim.env_lines()
-        ),
+        &format!("DOMAIN=example.org\nAUTHENTIK_TOKEN={TOKEN}\nPMA_SSO_EXEC_RUNNER=true\n{lines}"),
     );
     let manifest = dir.path().join("packages/grafana/manifest.yaml");
     let text = std::fs::read_to_string(&manifest).expect("manifest");
