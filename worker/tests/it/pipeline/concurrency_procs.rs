@@ -10,7 +10,8 @@ use schemas::job::{Action, Trigger};
 use testkit::Faults;
 
 use super::harness::{
-    Pipeline, assert_end_state, assert_no_overlap_per_service, generate_services, wait_terminal,
+    Pipeline, assert_all_succeeded, assert_end_state, assert_no_overlap_per_service,
+    generate_services, wait_terminal,
 };
 
 /// Bounds a hang; not a timing target.
@@ -55,16 +56,7 @@ async fn four_processes_never_run_one_service_twice_at_once() {
     }
     let ids: Vec<_> = ids.into_iter().collect();
     let rows = wait_terminal(&p.pool, &ids, WAIT).await;
-    for row in &rows {
-        assert_eq!(
-            row.status.as_str(),
-            "succeeded",
-            "{} {}: {:?}",
-            row.service,
-            row.action,
-            row.last_error
-        );
-    }
+    assert_all_succeeded(&rows);
     let intervals = assert_no_overlap_per_service(&p.pool).await;
     println!(
         "concurrency: processes=4 services={} enqueues={enqueues} jobs={} attempts={intervals} overlaps=0",

@@ -12,11 +12,13 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use schemas::job::{Action, Outcome, Trigger};
+use schemas::job::{Action, Trigger};
 use testkit::Faults;
 use uuid::Uuid;
 
-use super::harness::{Pipeline, assert_end_state, generate_services, wait_terminal};
+use super::harness::{
+    Pipeline, assert_checks_in_sync, assert_end_state, generate_services, wait_terminal,
+};
 
 /// Bounds a hang; not a timing target.
 const WAIT: Duration = Duration::from_secs(240);
@@ -160,24 +162,7 @@ async fn sigkilled_worker_processes_lose_and_duplicate_nothing() {
     assert_end_state(&p.platform, &services);
 
     // Whatever was interrupted, a check now finds every service as `add` left it.
-    let mut checks = Vec::new();
-    for s in &services {
-        checks.push(
-            p.client
-                .enqueue(s, Action::Check, Trigger::Cli, None)
-                .await
-                .expect("enqueue check")
-                .id,
-        );
-    }
-    for row in wait_terminal(&p.pool, &checks, WAIT).await {
-        assert!(
-            matches!(row.outcome, Some(Outcome::InSync { .. })),
-            "{} after the crashes: {:?}",
-            row.service,
-            row.outcome
-        );
-    }
+    assert_checks_in_sync(&p, &services, WAIT, "after the crashes").await;
     for mut child in children {
         child.start_kill().expect("SIGKILL");
         let _ = child.wait().await;

@@ -5,10 +5,13 @@
 
 use std::time::Duration;
 
-use schemas::job::{Action, Outcome, Trigger};
+use schemas::job::{Action, Trigger};
 use testkit::Faults;
 
-use super::harness::{Pipeline, assert_end_state, generate_services, wait_terminal};
+use super::harness::{
+    Pipeline, assert_all_succeeded, assert_checks_in_sync, assert_end_state, generate_services,
+    wait_terminal,
+};
 
 /// Bounds a hang; not a timing target.
 const WAIT: Duration = Duration::from_secs(120);
@@ -72,16 +75,7 @@ async fn thirty_percent_faulty_authentik_responses_still_converge() {
         rows.len(),
         requests.len()
     );
-    for row in &rows {
-        assert_eq!(
-            row.status.as_str(),
-            "succeeded",
-            "{} {}: {:?}",
-            row.service,
-            row.action,
-            row.last_error
-        );
-    }
+    assert_all_succeeded(&rows);
     assert!(
         faulted * 5 >= requests.len(),
         "too few faults to prove anything: {faulted} of {}",
@@ -91,24 +85,7 @@ async fn thirty_percent_faulty_authentik_responses_still_converge() {
     // authentik healthy again: the state is exactly what the manifests ask for.
     p.platform.sim.set_faults(Faults::default());
     assert_end_state(&p.platform, &services);
-    let mut checks = Vec::new();
-    for s in &services {
-        checks.push(
-            p.client
-                .enqueue(s, Action::Check, Trigger::Cli, None)
-                .await
-                .expect("enqueue")
-                .id,
-        );
-    }
-    for row in wait_terminal(&p.pool, &checks, WAIT).await {
-        assert!(
-            matches!(row.outcome, Some(Outcome::InSync { .. })),
-            "{}: {:?}",
-            row.service,
-            row.outcome
-        );
-    }
+    assert_checks_in_sync(&p, &services, WAIT, "with authentik healthy again").await;
     p.stop_workers().await;
 }
 

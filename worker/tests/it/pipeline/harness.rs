@@ -1,6 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use schemas::job::{Action, Outcome, Trigger};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use worker::pipeline::client::JobClient;
@@ -465,6 +466,64 @@ pub async fn wait_terminal(pool: &sqlx::PgPool, ids: &[Uuid], within: Duration) 
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Asserts that every row succeeded, naming the first that did not with its last error.
+pub fn assert_all_succeeded(rows: &[db::JobRow]) {
+    for row in rows {
+        assert_eq!(
+            row.status.as_str(),
+            "succeeded",
+            "{} {}: {:?}",
+            row.service,
+            row.action,
+            row.last_error
+        );
+    }
+}
+
+/// Enqueues a `check` of every service and asserts each finds it in sync within `within` (a
+/// bound on a hang); `when` says what came before, for the failure message.
+pub async fn assert_checks_in_sync(
+    p: &Pipeline,
+    services: &[String],
+    within: Duration,
+    when: &str,
+) {
+    let mut checks = Vec::new();
+    for s in services {
+        checks.push(
+            p.client
+                .enqueue(s, Action::Check, Trigger::Cli, None)
+                .await
+                .expect("enqueue check")
+                .id,
+        );
+    }
+    for row in wait_terminal(&p.pool, &checks, within).await {
+        assert!(
+            matches!(row.outcome, Some(Outcome::InSync { .. })),
+            "{} {when}: {:?}",
+            row.service,
+            row.outcome
+        );
+    }
+}
+
+/// Sends SIGTERM to a worker process and asserts it exits with status 0 within `within` (a
+/// bound on a hang); `hang` says what a timeout means.
+pub async fn sigterm_exits_zero(child: &mut tokio::process::Child, within: Duration, hang: &str) {
+    let pid = child.id().expect("pid");
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let status = tokio::time::timeout(within, child.wait())
+        .await
+        .expect(hang)
+        .expect("wait");
+    assert_eq!(status.code(), Some(0));
 }
 
 type Instant = chrono::DateTime<chrono::Utc>;

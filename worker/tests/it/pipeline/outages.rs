@@ -11,7 +11,7 @@ use testkit::{FaultProxy, Faults};
 use tokio_util::sync::CancellationToken;
 use worker::pipeline::db;
 
-use super::harness::Pipeline;
+use super::harness::{Pipeline, assert_all_succeeded, sigterm_exits_zero};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -53,16 +53,7 @@ async fn a_broker_connection_cut_mid_stream_loses_no_job() {
         .wait(&ids, WAIT, WAIT)
         .await
         .expect("every job finished");
-    for row in rows {
-        assert_eq!(
-            row.status.as_str(),
-            "succeeded",
-            "{} {}: {:?}",
-            row.service,
-            row.action,
-            row.last_error
-        );
-    }
+    assert_all_succeeded(&rows);
     for s in services {
         assert_eq!(p.platform.apps_with_slug(s), 1, "{s}");
     }
@@ -191,17 +182,7 @@ async fn sigterm_lets_the_in_flight_job_finish_and_the_worker_exits_zero() {
         .await
         .expect("enqueue");
     p.wait_status(job.id, "running", WAIT).await;
-    let pid = child.id().expect("pid");
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("exited within 10 s")
-        .expect("wait");
-    assert_eq!(status.code(), Some(0));
+    sigterm_exits_zero(&mut child, Duration::from_secs(10), "exited within 10 s").await;
     let row = db::job(&p.pool, job.id).await.expect("db").expect("row");
     assert_eq!(row.status.as_str(), "succeeded", "{:?}", row.last_error);
     assert_eq!(row.attempts, 1);
@@ -233,18 +214,13 @@ async fn sigterm_while_the_database_hangs_at_start_up_exits_at_once() {
         child.try_wait().expect("try_wait").is_none(),
         "the worker waits for the database"
     );
-    let pid = child.id().expect("pid");
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
     // Bounds a hang (the pool's acquire timeout is 10 s); not a timing assertion.
-    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
-        .await
-        .expect("exited while still connecting")
-        .expect("wait");
-    assert_eq!(status.code(), Some(0));
+    sigterm_exits_zero(
+        &mut child,
+        Duration::from_secs(5),
+        "exited while still connecting",
+    )
+    .await;
     held.abort();
 }
 

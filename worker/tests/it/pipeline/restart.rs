@@ -8,7 +8,9 @@ use std::time::Duration;
 use schemas::job::{Action, Trigger};
 use testkit::Faults;
 
-use super::harness::{Pipeline, assert_end_state, generate_services, wait_terminal};
+use super::harness::{
+    Pipeline, assert_all_succeeded, assert_end_state, generate_services, wait_terminal,
+};
 
 /// Brings both servers back even if the test fails half-way.
 struct Restore;
@@ -133,16 +135,7 @@ async fn real_broker_and_database_restarts_lose_nothing() {
         .await
         .expect("rows");
     assert_eq!(rows.len(), ids.len());
-    for row in rows {
-        assert_eq!(
-            row.status.as_str(),
-            "succeeded",
-            "{} {}: {:?}",
-            row.service,
-            row.action,
-            row.last_error
-        );
-    }
+    assert_all_succeeded(&rows);
     for s in services {
         assert_eq!(p.platform.apps_with_slug(s), 1, "{s}");
     }
@@ -221,16 +214,7 @@ async fn worker_processes_ride_out_real_restarts_with_jobs_in_flight() {
         restarted.elapsed(),
         p.settings.lease
     );
-    for row in &rows {
-        assert_eq!(
-            row.status.as_str(),
-            "succeeded",
-            "{} {}: {:?}",
-            row.service,
-            row.action,
-            row.last_error
-        );
-    }
+    assert_all_succeeded(&rows);
     for child in &mut children {
         assert!(
             child.try_wait().expect("status").is_none(),
