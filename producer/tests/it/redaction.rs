@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use testkit::pg::TestDb;
+use testkit::secrets::{assert_no_secret, file_mode};
 use testkit::{FrappeSim, WikijsSim};
 use tokio_util::sync::CancellationToken;
 use worker::envfile::EnvFile;
@@ -27,43 +28,6 @@ const STATUS_TOKEN: &str = "RECOGNISABLE-status-token-e3f1";
 const AUTHENTIK_SIDE: &str = "authentik-side-value-5b6c";
 const DB_PASSWORD: &str = "hunter2-db";
 const AMQP_PASSWORD: &str = "hunter2-mq";
-
-fn sha256_hex(text: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(text.as_bytes()))
-}
-
-/// Fails naming the first secret (or unkeyed SHA-256 of one, whole or as a short prefix) that
-/// appears in `text`.
-fn assert_no_secret(what: &str, text: &str, secrets: &[String]) {
-    for secret in secrets {
-        assert!(
-            !text.contains(secret.as_str()),
-            "{what} shows the secret `{secret}`:\n{text}"
-        );
-        let digest = sha256_hex(secret);
-        for shown in [
-            digest.clone(),
-            digest.to_uppercase(),
-            digest[..12].to_owned(),
-            digest[..12].to_uppercase(),
-        ] {
-            assert!(
-                !text.contains(&shown),
-                "{what} shows an unkeyed SHA-256 of `{secret}` ({shown})"
-            );
-        }
-    }
-}
-
-fn mode(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .expect("metadata")
-        .permissions()
-        .mode()
-        & 0o777
-}
 
 fn loosen(path: &Path) {
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
@@ -227,7 +191,7 @@ async fn operator_commands_and_serve_show_no_secret_and_leave_env_0600() {
     loosen(&env_path);
     let (code, out) = o.pma(&["init"], &[("AUTHENTIK_ADMIN_TOKEN", TOKEN)]).await;
     assert_eq!(code, 0, "{out}");
-    assert_eq!(mode(&env_path), 0o600, ".env after init");
+    assert_eq!(file_mode(&env_path), 0o600, ".env after init");
     let own_token = o
         .env("AUTHENTIK_TOKEN")
         .expect("init wrote AUTHENTIK_TOKEN");
@@ -238,7 +202,7 @@ async fn operator_commands_and_serve_show_no_secret_and_leave_env_0600() {
         loosen(&env_path);
         let (code, out) = o.pma(&["add", service], &[]).await;
         assert_eq!(code, 0, "add {service}: {out}");
-        assert_eq!(mode(&env_path), 0o600, ".env after add {service}");
+        assert_eq!(file_mode(&env_path), 0o600, ".env after add {service}");
     }
     assert_eq!(
         o.env("GRAFANA_SSO_CLIENT_SECRET").as_deref(),
@@ -261,7 +225,7 @@ async fn operator_commands_and_serve_show_no_secret_and_leave_env_0600() {
     loosen(&env_path);
     let (code, out) = o.pma(&["fix", "wikijs"], &[]).await;
     assert_eq!(code, 0, "{out}");
-    assert_eq!(mode(&env_path), 0o600, ".env after fix");
+    assert_eq!(file_mode(&env_path), 0o600, ".env after fix");
     let (code, out) = o.pma(&["fix", "grafana"], &[]).await;
     assert_eq!(code, 0, "{out}");
 
@@ -274,7 +238,7 @@ async fn operator_commands_and_serve_show_no_secret_and_leave_env_0600() {
         o.env("GITEA_SSO_CLIENT_SECRET").as_deref(),
         Some(before.as_str())
     );
-    assert_eq!(mode(&env_path), 0o600, ".env after rotate");
+    assert_eq!(file_mode(&env_path), 0o600, ".env after rotate");
 
     // --json status and history.
     let (code, out) = o.pma(&["--json", "status"], &[]).await;

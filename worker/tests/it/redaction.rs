@@ -1,6 +1,7 @@
 //! Flows run with recognisable secrets; none may appear in logs, errors or output.
 
 use serde_json::json;
+use testkit::secrets::{assert_no_secret, file_mode, sha256_hex};
 use worker::Action;
 
 use crate::support::{Platform, global_log_capture};
@@ -89,43 +90,6 @@ const FRAPPE_SECRET: &str = "admin123";
 const FRAPPE_KEY: &str = "erpkey-5d1e0c";
 const GRAFANA_SECRET: &str = "RECOGNISABLE-grafana-secret-71c2";
 const AUTHENTIK_SIDE: &str = "authentik-side-value-9f0e";
-
-fn sha256_hex(text: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(text.as_bytes()))
-}
-
-/// Fails naming the first secret (or unkeyed SHA-256 of one, whole or as a short prefix) that
-/// appears in `text`, which is described by `what`.
-fn assert_no_secret(what: &str, text: &str, secrets: &[String]) {
-    for secret in secrets {
-        assert!(
-            !text.contains(secret.as_str()),
-            "{what} shows the secret `{secret}`:\n{text}"
-        );
-        let digest = sha256_hex(secret);
-        for shown in [
-            digest.clone(),
-            digest.to_uppercase(),
-            digest[..12].to_owned(),
-            digest[..12].to_uppercase(),
-        ] {
-            assert!(
-                !text.contains(&shown),
-                "{what} shows an unkeyed SHA-256 of `{secret}` ({shown})"
-            );
-        }
-    }
-}
-
-fn mode(path: &std::path::Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .expect("metadata")
-        .permissions()
-        .mode()
-        & 0o777
-}
 
 /// Every row of the pipeline's tables, as text.
 async fn tables_as_text(pool: &sqlx::PgPool) -> String {
@@ -247,7 +211,7 @@ async fn jobs_run_by_a_worker_leak_no_secret_into_logs_rows_metrics_or_state_fil
         added.iter().all(|j| j.status.as_str() == "succeeded"),
         "{added:?}"
     );
-    assert_eq!(mode(&env_path), 0o600, ".env after add");
+    assert_eq!(file_mode(&env_path), 0o600, ".env after add");
     // Drift in authentik, a lost Wiki.js key (minted again with the admin password), and a
     // Frappe secret that no longer works: checks, fixes and a failure with its error text.
     p.platform
@@ -277,7 +241,7 @@ async fn jobs_run_by_a_worker_leak_no_secret_into_logs_rows_metrics_or_state_fil
         matches!(erpnext.status.as_str(), "failed" | "dead"),
         "a Frappe secret that no longer works fails the job: {erpnext:?}"
     );
-    assert_eq!(mode(&env_path), 0o600, ".env after fix");
+    assert_eq!(file_mode(&env_path), 0o600, ".env after fix");
 
     let metrics = reqwest::get(format!("http://{http}/metrics"))
         .await
@@ -340,7 +304,7 @@ async fn jobs_run_by_a_worker_leak_no_secret_into_logs_rows_metrics_or_state_fil
         let path = entry.expect("entry").path();
         let text = std::fs::read_to_string(&path).expect("state file");
         assert_no_secret(&path.display().to_string(), &text, &secrets);
-        assert_eq!(mode(&path), 0o600, "{}", path.display());
+        assert_eq!(file_mode(&path), 0o600, "{}", path.display());
         state_files += 1;
     }
     assert!(state_files >= 2, "gitea's delivery state and the key");
@@ -374,7 +338,7 @@ async fn delivery_fingerprints_are_keyed_by_the_installation_and_show_no_secret(
         assert_ne!(*fp, sha256_hex(secret));
     }
     let key_path = state_dir.join("fingerprint.key");
-    assert_eq!(mode(&key_path), 0o600);
+    assert_eq!(file_mode(&key_path), 0o600);
 
     // Another installation's key: the same delivery no longer matches its fingerprint, so
     // the fingerprint depends on the key and cannot be recomputed from the secret alone.
