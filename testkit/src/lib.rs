@@ -5,6 +5,7 @@ pub mod faultproxy;
 pub mod frappe;
 pub mod pg;
 pub mod platform;
+pub mod process;
 pub mod secrets;
 pub mod wikijs;
 pub mod zammad;

@@ -424,11 +424,7 @@ async fn serve_and_probe(o: &Ops) -> Served {
         .await
         .expect("metrics");
     assert!(metrics.contains("pma_sso_"), "{metrics}");
-    let pid = child.id().expect("pid");
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = tokio::time::timeout(Duration::from_secs(15), child.wait()).await;
+    let _ = testkit::process::sigterm(&mut child, Duration::from_secs(15)).await;
     let log = std::fs::read_to_string(&log_path).expect("serve log");
     assert!(!log.contains("panicked"), "{log}");
     Served { log, page, metrics }

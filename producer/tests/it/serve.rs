@@ -326,17 +326,10 @@ async fn serve_receives_webhooks_and_stops_cleanly_on_sigterm() {
             .collect::<Vec<_>>(),
         [("grafana", "check", "webhook")]
     );
-    let pid = child.id().expect("pid");
     // SIGTERM, as `docker compose stop` sends it.
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let exit = tokio::time::timeout(Duration::from_secs(15), child.wait())
+    let exit = testkit::process::sigterm(&mut child, Duration::from_secs(15))
         .await
-        .expect("serve stops within 15s")
-        .expect("wait");
+        .expect("serve stops within 15s");
     assert_eq!(exit.code(), Some(0));
     p.finish().await;
 }

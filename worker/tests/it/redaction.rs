@@ -108,37 +108,21 @@ async fn tables_as_text(pool: &sqlx::PgPool) -> String {
     text
 }
 
-/// The real `pma-sso-worker` on a pipeline, logging everything at TRACE (JSON, to a file) and
-/// serving `/metrics`.
+/// The real `pma-sso-worker` on a pipeline (the harness's command), giving up after two
+/// attempts, logging everything at TRACE (JSON, to a file) and serving `/metrics`.
 fn spawn_traced_worker(
     p: &crate::pipeline::harness::Pipeline,
     log: &std::path::Path,
     http: std::net::SocketAddr,
 ) -> tokio::process::Child {
-    let s = &p.settings;
-    let flow = &p.platform.ctx.settings;
     let out = std::fs::File::create(log).expect("log file");
     let err = out.try_clone().expect("log file");
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_pma-sso-worker"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PMA_SSO_ENV_FILE", &flow.env_path)
-        .env("AUTHENTIK_URL", &flow.authentik_url)
-        .env("AUTHENTIK_TOKEN", crate::support::TOKEN)
-        .env("PMA_SSO_PACKAGES", &flow.packages_dir)
-        .env("PMA_SSO_STATE_DIR", &flow.state_dir)
-        .env("PMA_SSO_EXEC_RUNNER", &flow.exec_runner[0])
-        .env("DATABASE_URL", &s.database_url)
-        .env("AMQP_URL", &s.amqp_url)
-        .env("PMA_SSO_QUEUE_PREFIX", &s.queue_prefix)
-        .env("PMA_SSO_QUEUE_EXPIRES", "600s")
-        .env("PMA_SSO_DELAY_TIERS", "100ms,400ms")
+    p.worker_process_command()
         .env("PMA_SSO_MAX_ATTEMPTS", "2")
         .env("PMA_SSO_WORKER_HTTP", http.to_string())
         .env("PMA_SSO_LOG", "trace,h2=info,hyper=info,lapin=info,amq_protocol=info,sqlx=info,tower=info,reqwest=info,rustls=info")
         .stdout(out)
         .stderr(err)
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn worker")
 }
@@ -252,11 +236,7 @@ async fn jobs_run_by_a_worker_leak_no_secret_into_logs_rows_metrics_or_state_fil
     assert!(metrics.contains("pma_sso_"), "{metrics}");
 
     // SIGTERM: the worker finishes and flushes its log.
-    let pid = child.id().expect("pid");
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = tokio::time::timeout(Duration::from_secs(15), child.wait()).await;
+    let _ = testkit::process::sigterm(&mut child, Duration::from_secs(15)).await;
     let logs = std::fs::read_to_string(&log).expect("log");
     assert!(
         logs.contains("\"level\":\"TRACE\"") || logs.contains("\"level\":\"DEBUG\""),
@@ -407,11 +387,7 @@ async fn unreachable_database_and_broker_urls_are_logged_without_their_passwords
                 break;
             }
         }
-        let pid = child.id().expect("pid");
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
-        let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+        let _ = testkit::process::sigterm(&mut child, Duration::from_secs(10)).await;
         let logs = std::fs::read_to_string(&log).unwrap_or_default();
         assert!(
             logs.contains("WARN") || logs.contains("ERROR"),

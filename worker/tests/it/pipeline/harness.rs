@@ -513,16 +513,7 @@ pub async fn assert_checks_in_sync(
 /// Sends SIGTERM to a worker process and asserts it exits with status 0 within `within` (a
 /// bound on a hang); `hang` says what a timeout means.
 pub async fn sigterm_exits_zero(child: &mut tokio::process::Child, within: Duration, hang: &str) {
-    let pid = child.id().expect("pid");
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
-    let status = tokio::time::timeout(within, child.wait())
-        .await
-        .expect(hang)
-        .expect("wait");
+    let status = testkit::process::sigterm(child, within).await.expect(hang);
     assert_eq!(status.code(), Some(0));
 }
 
