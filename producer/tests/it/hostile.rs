@@ -5,18 +5,16 @@
 //!
 //! Seeds are fixed and failure persistence is off, so a run is reproducible and writes nothing.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use producer::serve::event::{self, Parsed};
-use producer::serve::webhook::{self, MAX_BODY_BYTES, WEBHOOK_SECRET_HEADER, Webhook};
+use producer::serve::webhook::{MAX_BODY_BYTES, WEBHOOK_SECRET_HEADER};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
-use crate::serve::{Pipeline, platform_dir};
+use crate::webhook::{Hook, listen};
 
 const SECRET: &str = "f3a1c0de5eed0000111122223333abcd-hostile";
 
@@ -288,49 +286,9 @@ fn any_body_parses_to_an_event_nothing_to_do_or_a_one_line_reason() {
         .expect("property");
 }
 
-struct Route {
-    pipeline: Pipeline,
-    url: String,
-    http: reqwest::Client,
-    stop: CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-async fn route() -> Route {
-    let pipeline = Pipeline::start().await;
-    let dir = platform_dir(&["grafana", "zammad"], "DOMAIN=example.org\n");
-    let app = webhook::router(Arc::new(Webhook {
-        secret: SECRET.to_owned().into(),
-        own_user: Some("pma-sso".into()),
-        packages_dir: dir.path().join("packages"),
-        jobs: pipeline.jobs.clone(),
-    }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!(
-        "http://{}{}",
-        listener.local_addr().expect("addr"),
-        webhook::PATH
-    );
-    let stop = CancellationToken::new();
-    let until = stop.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { until.cancelled().await })
-            .await;
-    });
-    Route {
-        pipeline,
-        url,
-        http: reqwest::Client::new(),
-        stop,
-        _dir: dir,
-    }
-}
-
-impl Route {
-    async fn post(&self, secret: Option<&[u8]>, body: Vec<u8>) -> StatusCode {
+/// Requests the webhook route must refuse, sent as raw bytes.
+impl Hook {
+    async fn post_bytes(&self, secret: Option<&[u8]>, body: Vec<u8>) -> StatusCode {
         let mut request = self
             .http
             .post(&self.url)
@@ -374,17 +332,12 @@ impl Route {
             .and_then(|code| code.parse().ok())
             .unwrap_or(0)
     }
-
-    async fn finish(self) {
-        self.stop.cancel();
-        self.pipeline.finish().await;
-    }
 }
 
 #[test]
 fn any_body_with_the_secret_is_answered_2xx_or_4xx_never_5xx() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let r = rt.block_on(route());
+    let r = rt.block_on(listen(&["grafana", "zammad"], SECRET));
     // `run` takes an `Fn`: the answers seen are counted through a cell.
     let statuses = std::cell::RefCell::new(std::collections::BTreeMap::<u16, u32>::new());
     let mut runner = TestRunner::new(config(ROUTE_CASES, 0x7765_6202));
@@ -394,7 +347,7 @@ fn any_body_with_the_secret_is_answered_2xx_or_4xx_never_5xx() {
                 Ok(_) => StatusCode::OK,
                 Err(_) => StatusCode::BAD_REQUEST,
             };
-            let status = rt.block_on(r.post(Some(SECRET.as_bytes()), body));
+            let status = rt.block_on(r.post_bytes(Some(SECRET.as_bytes()), body));
             *statuses.borrow_mut().entry(status.as_u16()).or_default() += 1;
             prop_assert_eq!(status, expected);
             Ok(())
@@ -411,7 +364,7 @@ fn any_body_with_the_secret_is_answered_2xx_or_4xx_never_5xx() {
 #[test]
 fn any_missing_or_wrong_secret_is_401_and_enqueues_nothing() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let r = rt.block_on(route());
+    let r = rt.block_on(listen(&["grafana", "zammad"], SECRET));
     let wrong = prop_oneof![
         Just(None),
         // Header-safe bytes of any length, including near misses of the real secret.
@@ -442,7 +395,8 @@ fn any_missing_or_wrong_secret_is_401_and_enqueues_nothing() {
                 let status = rt.block_on(r.post_declared(secret.as_deref(), MAX_BODY_BYTES * 16));
                 prop_assert_eq!(status, 401);
             } else {
-                let status = rt.block_on(r.post(secret.as_deref(), body.clone().into_bytes()));
+                let status =
+                    rt.block_on(r.post_bytes(secret.as_deref(), body.clone().into_bytes()));
                 prop_assert_eq!(status, StatusCode::UNAUTHORIZED);
             }
             Ok(())
@@ -458,7 +412,7 @@ fn any_missing_or_wrong_secret_is_401_and_enqueues_nothing() {
 #[test]
 fn any_oversized_body_is_413() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let r = rt.block_on(route());
+    let r = rt.block_on(listen(&["grafana", "zammad"], SECRET));
     let mut runner = TestRunner::new(config(OVERSIZE_CASES, 0x7765_6204));
     runner
         .run(&(MAX_BODY_BYTES + 1..usize::MAX / 2), |size| {

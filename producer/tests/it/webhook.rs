@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::serve::{JobView, Pipeline, platform_dir};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-shared";
-const OWN_USER: &str = "pma-sso";
+pub const OWN_USER: &str = "pma-sso";
 
 /// Sample 50: authentik's default body for `model_created` on an application, pk
 /// `e63ddb1436ad497faf55d290db69caf6`, by `akadmin`.
@@ -21,19 +21,26 @@ const RECEIVED: &str = include_str!("../fixtures/authentik-webhook-37-received-w
 /// The application of samples 37 and 50, dashed as the API shows it.
 const SAMPLE_APP: &str = "e63ddb14-36ad-497f-af55-d290db69caf6";
 
-struct Hook {
-    pipeline: Pipeline,
-    url: String,
-    http: reqwest::Client,
+/// The webhook route served on a loopback port, over a pipeline of its own.
+pub struct Hook {
+    pub pipeline: Pipeline,
+    pub url: String,
+    pub http: reqwest::Client,
     stop: CancellationToken,
     _dir: tempfile::TempDir,
 }
 
 async fn start(services: &[&str]) -> Hook {
+    listen(services, SECRET).await
+}
+
+/// The route for `services`' packages, accepting `secret`, ignoring changes made by
+/// [`OWN_USER`].
+pub async fn listen(services: &[&str], secret: &str) -> Hook {
     let pipeline = Pipeline::start().await;
     let dir = platform_dir(services, "DOMAIN=example.org\n");
     let app = webhook::router(Arc::new(Webhook {
-        secret: SECRET.to_owned().into(),
+        secret: secret.to_owned().into(),
         own_user: Some(OWN_USER.into()),
         packages_dir: dir.path().join("packages"),
         jobs: pipeline.jobs.clone(),
@@ -91,7 +98,7 @@ impl Hook {
         .expect("service state");
     }
 
-    async fn finish(self) {
+    pub async fn finish(self) {
         self.stop.cancel();
         self.pipeline.finish().await;
     }
