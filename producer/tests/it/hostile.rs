@@ -286,23 +286,7 @@ fn any_body_parses_to_an_event_nothing_to_do_or_a_one_line_reason() {
         .expect("property");
 }
 
-/// Requests the webhook route must refuse, sent as raw bytes.
 impl Hook {
-    async fn post_bytes(&self, secret: Option<&[u8]>, body: Vec<u8>) -> StatusCode {
-        let mut request = self
-            .http
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .body(body);
-        if let Some(secret) = secret {
-            request = request.header(
-                WEBHOOK_SECRET_HEADER,
-                reqwest::header::HeaderValue::from_bytes(secret).expect("header value"),
-            );
-        }
-        request.send().await.expect("send").status()
-    }
-
     /// A POST written by hand that declares `declared` bytes but sends only the first few:
     /// a server that answers from the headers alone (401 before reading, 413 from the declared
     /// length) is heard, with no race against the body write. Returns the status code, or 0

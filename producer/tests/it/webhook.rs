@@ -71,13 +71,26 @@ pub async fn listen(services: &[&str], secret: &str) -> Hook {
 
 impl Hook {
     async fn post(&self, secret: Option<&str>, body: impl Into<reqwest::Body>) -> StatusCode {
+        self.post_bytes(secret.map(str::as_bytes), body).await
+    }
+
+    /// A POST with the secret header as raw bytes (absent when `None`), for secrets that are
+    /// not text.
+    pub async fn post_bytes(
+        &self,
+        secret: Option<&[u8]>,
+        body: impl Into<reqwest::Body>,
+    ) -> StatusCode {
         let mut request = self
             .http
             .post(&self.url)
             .header("content-type", "application/json")
             .body(body);
         if let Some(secret) = secret {
-            request = request.header(WEBHOOK_SECRET_HEADER, secret);
+            request = request.header(
+                WEBHOOK_SECRET_HEADER,
+                reqwest::header::HeaderValue::from_bytes(secret).expect("header value"),
+            );
         }
         request.send().await.expect("send").status()
     }
