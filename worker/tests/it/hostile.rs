@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
-use schemas::job::{Action, Trigger};
+use schemas::job::Action;
 use worker::envfile::{self, EnvError, EnvFile};
 use worker::pipeline::worker::Disposition;
 
@@ -423,11 +423,7 @@ async fn a_running_worker_dead_letters_hostile_messages_with_reasons_and_keeps_w
             .await
             .expect("publish");
     }
-    let job = p
-        .client
-        .enqueue("grafana", Action::Check, Trigger::Cli, None)
-        .await
-        .expect("enqueue");
+    let job = p.enqueue("grafana", Action::Check).await;
     p.client
         .wait(&[job.id], Duration::from_secs(30), Duration::from_secs(30))
         .await

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use schemas::job::{Action, Trigger};
+use schemas::job::Action;
 use testkit::Faults;
 use uuid::Uuid;
 
@@ -100,11 +100,7 @@ async fn sigkilled_worker_processes_lose_and_duplicate_nothing() {
                         [Action::Add, Action::Fix, Action::Check][rng.random_range(0..3)],
                     ),
                 };
-                let job = p
-                    .client
-                    .enqueue(service, action, Trigger::Cli, None)
-                    .await
-                    .expect("enqueue");
+                let job = p.enqueue(service, action).await;
                 enqueues += 1;
                 if distinct.insert(job.id) {
                     ids.push(job.id);

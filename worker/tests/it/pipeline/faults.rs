@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use schemas::job::{Action, Trigger};
+use schemas::job::Action;
 use testkit::Faults;
 
 use super::harness::{
@@ -51,13 +51,7 @@ async fn thirty_percent_faulty_authentik_responses_still_converge() {
     let mut ids = Vec::new();
     for action in [Action::Add, Action::Fix, Action::Check] {
         for s in &services {
-            ids.push(
-                p.client
-                    .enqueue(s, action, Trigger::Cli, None)
-                    .await
-                    .expect("enqueue")
-                    .id,
-            );
+            ids.push(p.enqueue(s, action).await.id);
         }
     }
     let rows = wait_terminal(&p.pool, &ids, WAIT).await;
@@ -94,11 +88,7 @@ async fn a_400_from_authentik_fails_the_job_at_once_without_retries() {
     let mut p = Pipeline::new(&[]).await;
     let services = generate_services(&p.platform, 2, 0);
     p.start_worker();
-    let first = p
-        .client
-        .enqueue(&services[0], Action::Add, Trigger::Cli, None)
-        .await
-        .expect("enqueue");
+    let first = p.enqueue(&services[0], Action::Add).await;
     let rows = wait_terminal(&p.pool, &[first.id], WAIT).await;
     assert_eq!(
         rows[0].status.as_str(),
@@ -127,11 +117,7 @@ async fn a_400_from_authentik_fails_the_job_at_once_without_retries() {
         "copied-secret-4f1c9a0e7b2d",
     );
     p.platform.sim.reset_requests();
-    let job = p
-        .client
-        .enqueue(&services[1], Action::Add, Trigger::Cli, None)
-        .await
-        .expect("enqueue");
+    let job = p.enqueue(&services[1], Action::Add).await;
     let rows = wait_terminal(&p.pool, &[job.id], WAIT).await;
     assert_eq!(rows[0].status.as_str(), "failed", "a 400 is not retried");
     assert_eq!(rows[0].attempts, 1);

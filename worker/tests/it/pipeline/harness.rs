@@ -4,7 +4,7 @@ use std::time::Duration;
 use schemas::job::{Action, Outcome, Trigger};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use worker::pipeline::client::JobClient;
+use worker::pipeline::client::{Enqueued, JobClient};
 use worker::pipeline::queue::{self, Publisher, Topology};
 use worker::pipeline::retry::RetryPolicy;
 use worker::pipeline::worker::{Health, Worker};
@@ -186,6 +186,14 @@ impl Pipeline {
 
     pub fn topology(&self) -> Topology {
         topology(&self.settings)
+    }
+
+    /// Enqueue a job as the CLI does (no trigger reference).
+    pub async fn enqueue(&self, service: &str, action: Action) -> Enqueued {
+        self.client
+            .enqueue(service, action, Trigger::Cli, None)
+            .await
+            .unwrap_or_else(|e| panic!("enqueue {action:?} {service}: {e}"))
     }
 
     /// Messages waiting in a queue, read without consuming the rest (basic.get + nack).
@@ -492,13 +500,7 @@ pub async fn assert_checks_in_sync(
 ) {
     let mut checks = Vec::new();
     for s in services {
-        checks.push(
-            p.client
-                .enqueue(s, Action::Check, Trigger::Cli, None)
-                .await
-                .expect("enqueue check")
-                .id,
-        );
+        checks.push(p.enqueue(s, Action::Check).await.id);
     }
     for row in wait_terminal(&p.pool, &checks, within).await {
         assert!(

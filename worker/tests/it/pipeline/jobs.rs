@@ -11,11 +11,7 @@ const WAIT: Duration = Duration::from_secs(30);
 async fn a_job_is_recorded_executed_once_and_its_outcome_kept() {
     let mut p = Pipeline::new(&["grafana"]).await;
     p.start_worker();
-    let add = p
-        .client
-        .enqueue("grafana", Action::Add, Trigger::Cli, None)
-        .await
-        .expect("enqueue");
+    let add = p.enqueue("grafana", Action::Add).await;
     assert!(!add.coalesced);
     let rows = p
         .client
@@ -35,11 +31,7 @@ async fn a_job_is_recorded_executed_once_and_its_outcome_kept() {
     );
     assert_eq!(p.platform.apps_with_slug("grafana"), 1);
 
-    let check = p
-        .client
-        .enqueue("grafana", Action::Check, Trigger::Cli, None)
-        .await
-        .expect("enqueue");
+    let check = p.enqueue("grafana", Action::Check).await;
     let rows = p
         .client
         .wait(&[check.id], WAIT, WAIT)
@@ -86,11 +78,7 @@ async fn a_job_is_recorded_executed_once_and_its_outcome_kept() {
 async fn a_redelivered_message_of_a_finished_job_is_acked_without_running() {
     let mut p = Pipeline::new(&["redmine"]).await;
     p.start_worker();
-    let job = p
-        .client
-        .enqueue("redmine", Action::Add, Trigger::Cli, None)
-        .await
-        .expect("enqueue");
+    let job = p.enqueue("redmine", Action::Add).await;
     p.client
         .wait(&[job.id], WAIT, WAIT)
         .await
@@ -108,11 +96,7 @@ async fn a_redelivered_message_of_a_finished_job_is_acked_without_running() {
         .await
         .expect("publish");
     // A later job proves the duplicate was consumed (one worker, FIFO queue).
-    let marker = p
-        .client
-        .enqueue("redmine", Action::Check, Trigger::Cli, None)
-        .await
-        .expect("enqueue");
+    let marker = p.enqueue("redmine", Action::Check).await;
     p.client
         .wait(&[marker.id], WAIT, WAIT)
         .await
@@ -134,11 +118,7 @@ async fn a_redelivered_message_of_a_finished_job_is_acked_without_running() {
 #[tokio::test]
 async fn a_duplicate_enqueue_is_coalesced_into_the_waiting_job() {
     let p = Pipeline::new(&["grafana"]).await;
-    let first = p
-        .client
-        .enqueue("grafana", Action::Fix, Trigger::Cli, None)
-        .await
-        .expect("enqueue");
+    let first = p.enqueue("grafana", Action::Fix).await;
     let second = p
         .client
         .enqueue("grafana", Action::Fix, Trigger::Webhook, Some("evt-1"))
@@ -146,11 +126,7 @@ async fn a_duplicate_enqueue_is_coalesced_into_the_waiting_job() {
         .expect("enqueue");
     assert_eq!(second.id, first.id);
     assert!(second.coalesced);
-    let other = p
-        .client
-        .enqueue("grafana", Action::Check, Trigger::Cli, None)
-        .await
-        .expect("enqueue");
+    let other = p.enqueue("grafana", Action::Check).await;
     assert_ne!(other.id, first.id, "another action is another job");
     let count: i64 = sqlx::query_scalar("select count(*) from jobs")
         .fetch_one(&p.pool)
@@ -195,11 +171,7 @@ async fn transient_authentik_faults_are_retried_until_the_job_succeeds() {
         ..Faults::default()
     });
     p.start_worker();
-    let job = p
-        .client
-        .enqueue("linkding", Action::Add, Trigger::Cli, None)
-        .await
-        .expect("enqueue");
+    let job = p.enqueue("linkding", Action::Add).await;
     p.wait_status(job.id, "retrying", WAIT).await;
     p.platform.sim.set_faults(Faults::default());
     let rows = p
@@ -230,11 +202,7 @@ async fn a_job_failing_forever_ends_dead_after_the_configured_attempts() {
         ..Faults::default()
     });
     p.start_worker();
-    let job = p
-        .client
-        .enqueue("linkding", Action::Add, Trigger::Cli, None)
-        .await
-        .expect("enqueue");
+    let job = p.enqueue("linkding", Action::Add).await;
     let rows = p
         .client
         .wait(&[job.id], WAIT, WAIT)
@@ -274,11 +242,7 @@ async fn a_permanent_error_fails_at_once_without_retries() {
         "name: grafana\nsso:\n  type: oidc\n  redirect_path: nope\n",
     )
     .expect("break manifest");
-    let job = p
-        .client
-        .enqueue("grafana", Action::Fix, Trigger::Cli, None)
-        .await
-        .expect("enqueue");
+    let job = p.enqueue("grafana", Action::Fix).await;
     let rows = p
         .client
         .wait(&[job.id], WAIT, WAIT)
@@ -319,11 +283,7 @@ async fn a_malformed_message_is_dead_lettered_with_its_reason() {
         )
         .await
         .expect("publish");
-    let job = p
-        .client
-        .enqueue("grafana", Action::Check, Trigger::Cli, None)
-        .await
-        .expect("enqueue");
+    let job = p.enqueue("grafana", Action::Check).await;
     p.client
         .wait(&[job.id], WAIT, WAIT)
         .await
@@ -354,14 +314,7 @@ async fn jobs_for_one_service_never_overlap_while_different_services_run_togethe
     let mut ids = Vec::new();
     for s in services {
         for action in [Action::Add, Action::Check, Action::Fix] {
-            ids.push((
-                s,
-                p.client
-                    .enqueue(s, action, Trigger::Cli, None)
-                    .await
-                    .expect("enqueue")
-                    .id,
-            ));
+            ids.push((s, p.enqueue(s, action).await.id));
         }
     }
     let all: Vec<_> = ids.iter().map(|(_, id)| *id).collect();
@@ -405,11 +358,7 @@ async fn shutdown_finishes_the_in_flight_job() {
         ..Faults::default()
     });
     let token = p.start_worker();
-    let job = p
-        .client
-        .enqueue("grafana", Action::Add, Trigger::Cli, None)
-        .await
-        .expect("enqueue");
+    let job = p.enqueue("grafana", Action::Add).await;
     p.wait_status(job.id, "running", WAIT).await;
     token.cancel();
     p.stop_workers().await;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use schemas::job::{Action, Trigger};
+use schemas::job::Action;
 use testkit::{FaultProxy, Faults};
 use tokio_util::sync::CancellationToken;
 use worker::pipeline::db;
@@ -35,13 +35,7 @@ async fn a_broker_connection_cut_mid_stream_loses_no_job() {
     let mut ids = Vec::new();
     for s in services {
         for action in [Action::Add, Action::Check] {
-            ids.push(
-                p.client
-                    .enqueue(s, action, Trigger::Cli, None)
-                    .await
-                    .expect("enqueue")
-                    .id,
-            );
+            ids.push(p.enqueue(s, action).await.id);
         }
     }
     for _ in 0..3 {
@@ -82,16 +76,8 @@ async fn while_the_database_is_unreachable_the_worker_stops_instead_of_burning_a
 
     proxy.set_refuse(true);
     proxy.cut_all();
-    let a = p
-        .client
-        .enqueue("grafana", Action::Add, Trigger::Cli, None)
-        .await
-        .expect("enqueue");
-    let b = p
-        .client
-        .enqueue("redmine", Action::Add, Trigger::Cli, None)
-        .await
-        .expect("enqueue");
+    let a = p.enqueue("grafana", Action::Add).await;
+    let b = p.enqueue("redmine", Action::Add).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let attempts: i64 = sqlx::query_scalar("select count(*) from attempts")
         .fetch_one(&p.pool)
@@ -131,11 +117,7 @@ async fn a_worker_killed_mid_job_leaves_a_job_another_worker_completes() {
         ..Faults::default()
     });
     let mut child = p.spawn_worker_process();
-    let job = p
-        .client
-        .enqueue("mattermost", Action::Add, Trigger::Cli, None)
-        .await
-        .expect("enqueue");
+    let job = p.enqueue("mattermost", Action::Add).await;
     p.wait_status(job.id, "running", WAIT).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     child.start_kill().expect("SIGKILL");
@@ -176,11 +158,7 @@ async fn sigterm_lets_the_in_flight_job_finish_and_the_worker_exits_zero() {
         ..Faults::default()
     });
     let mut child = p.spawn_worker_process();
-    let job = p
-        .client
-        .enqueue("grafana", Action::Add, Trigger::Cli, None)
-        .await
-        .expect("enqueue");
+    let job = p.enqueue("grafana", Action::Add).await;
     p.wait_status(job.id, "running", WAIT).await;
     sigterm_exits_zero(&mut child, Duration::from_secs(10), "exited within 10 s").await;
     let row = db::job(&p.pool, job.id).await.expect("db").expect("row");
@@ -249,11 +227,7 @@ async fn health_readiness_and_metrics_answer_over_http() {
     );
 
     let running = tokio::spawn(worker.clone().run(stop.clone()));
-    let job = p
-        .client
-        .enqueue("grafana", Action::Add, Trigger::Cli, None)
-        .await
-        .expect("enqueue");
+    let job = p.enqueue("grafana", Action::Add).await;
     p.client
         .wait(&[job.id], WAIT, WAIT)
         .await
@@ -301,11 +275,7 @@ async fn a_rejected_authentik_token_turns_readiness_red_and_jobs_fail_at_once() 
         stop.clone(),
     ));
     let running = tokio::spawn(worker.clone().run(stop.clone()));
-    let job = p
-        .client
-        .enqueue("grafana", Action::Check, Trigger::Cli, None)
-        .await
-        .expect("enqueue");
+    let job = p.enqueue("grafana", Action::Check).await;
     let rows = p
         .client
         .wait(&[job.id], WAIT, WAIT)

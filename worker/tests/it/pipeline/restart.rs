@@ -89,13 +89,7 @@ async fn real_broker_and_database_restarts_lose_nothing() {
     let mut ids = Vec::new();
     for s in services {
         for action in [Action::Add, Action::Check, Action::Fix] {
-            ids.push(
-                p.client
-                    .enqueue(s, action, Trigger::Cli, None)
-                    .await
-                    .expect("enqueue")
-                    .id,
-            );
+            ids.push(p.enqueue(s, action).await.id);
         }
     }
 
