@@ -38,6 +38,16 @@ fn start_postgres() {
     }
 }
 
+/// Restarts the shared PostgreSQL cluster and waits until it accepts connections again.
+async fn restart_postgres() {
+    let version = pg_cluster().expect("a PostgreSQL cluster");
+    run(
+        "pg_ctlcluster",
+        &["--skip-systemctl-redirect", &version, "main", "restart"],
+    );
+    wait_tcp(5432).await;
+}
+
 fn run(program: &str, args: &[&str]) {
     let output = Command::new(program)
         .args(args)
@@ -100,12 +110,7 @@ async fn real_broker_and_database_restarts_lose_nothing() {
     wait_tcp(5672).await;
 
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let version = pg_cluster().expect("a PostgreSQL cluster");
-    run(
-        "pg_ctlcluster",
-        &["--skip-systemctl-redirect", &version, "main", "restart"],
-    );
-    wait_tcp(5432).await;
+    restart_postgres().await;
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
@@ -188,12 +193,7 @@ async fn worker_processes_ride_out_real_restarts_with_jobs_in_flight() {
 
     // PostgreSQL goes away with jobs running.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let version = pg_cluster().expect("a PostgreSQL cluster");
-    run(
-        "pg_ctlcluster",
-        &["--skip-systemctl-redirect", &version, "main", "restart"],
-    );
-    wait_tcp(5432).await;
+    restart_postgres().await;
     for s in &services {
         ids.push(enqueue_through(&p, s, Action::Check).await);
     }
