@@ -206,8 +206,8 @@ fn var(scope: &Scope<'_>, var: Var) -> Result<String, FlowError> {
         })
 }
 
-/// GET `url` and parse JSON; `Err` is the reason, for a drift line.
-async fn get_json(ctx: &Context, url: &str) -> Result<Value, String> {
+/// GET `url` and keep the answer only if it is a success; `Err` is the reason, for a drift line.
+async fn get_ok(ctx: &Context, url: &str) -> Result<reqwest::Response, String> {
     let response = ctx
         .http
         .get(url)
@@ -218,7 +218,13 @@ async fn get_json(ctx: &Context, url: &str) -> Result<Value, String> {
     if !status.is_success() {
         return Err(format!("{url} answers HTTP {}", status.as_u16()));
     }
-    response
+    Ok(response)
+}
+
+/// GET `url` and parse JSON; `Err` is the reason, for a drift line.
+async fn get_json(ctx: &Context, url: &str) -> Result<Value, String> {
+    get_ok(ctx, url)
+        .await?
         .json()
         .await
         .map_err(|_| format!("{url} does not answer JSON"))
@@ -656,17 +662,8 @@ async fn saml(ctx: &Context, svc: &Service<'_>, live: &Live<'_>) -> Result<Vec<D
 }
 
 async fn fetch_text(ctx: &Context, url: &str) -> Result<String, String> {
-    let response = ctx
-        .http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| format!("{url} does not answer ({})", transport(&e)))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(format!("{url} answers HTTP {}", status.as_u16()));
-    }
-    response
+    get_ok(ctx, url)
+        .await?
         .text()
         .await
         .map_err(|e| format!("{url}: {}", transport(&e)))
