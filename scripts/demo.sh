@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine, without Docker: start the loopback stand-ins (authentik,
 # Wiki.js, Frappe, Zammad), a pma-sso worker and `pma-sso serve` against the local PostgreSQL and
-# RabbitMQ, then `pma-sso fix-all` and `pma-sso check` through the job queue, and print the
+# RabbitMQ, then `pma-sso fix-all`, `pma-sso check` and `pma-sso verify` through the job queue, and print the
 # result. Without
 # PostgreSQL/RabbitMQ it runs the same flows in-process (--inline). Everything lives in a temp
 # directory (and a throwaway database) removed on exit.
@@ -75,6 +75,9 @@ echo
 echo "== pma-sso check"
 status=0
 "$pma" $mode check || status=$?
+echo
+echo "== pma-sso verify (the login path: discovery, JWKS, token grant, redirects, SAML metadata)"
+"$pma" $mode verify || status=$?
 if [ -s "$work/serve.out" ]; then
   echo
   echo "== serve: $(head -n1 "$work/serve.out")"

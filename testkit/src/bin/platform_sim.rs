@@ -29,7 +29,15 @@ async fn main() -> std::io::Result<()> {
         .init();
     let args = Args::parse();
     let platform = PlatformSim::start(&args.token).await;
-    let text = platform.env_lines();
+    // This stand-in is the only authentik there is: it is also the public URL users' browsers
+    // and services reach (so `verify` finds the issuer answering), and, as on a real authentik,
+    // the embedded outpost answers on that same host.
+    let base = platform.authentik.base_url();
+    platform.authentik.set_public_url(Some(&base));
+    let text = format!(
+        "{}AUTHENTIK_PUBLIC_URL={base}\nPMA_SSO_OUTPOST_URL={base}\n",
+        platform.env_lines()
+    );
     match &args.env_out {
         Some(path) => write_private(path, &text)?,
         None => print!("{text}"),
