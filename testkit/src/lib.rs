@@ -7,6 +7,7 @@ pub mod pg;
 pub mod platform;
 pub mod process;
 pub mod secrets;
+pub mod servers;
 pub mod wikijs;
 pub mod zammad;
 

@@ -2,76 +2,15 @@
 //! takes the shared servers away, so it is ignored in the parallel run and `.ci/run` runs it
 //! alone (`cargo test -p worker --test it -- --ignored --test-threads=1`).
 
-use std::process::Command;
 use std::time::Duration;
 
 use schemas::job::{Action, Trigger};
 use testkit::Faults;
+use testkit::servers::{Restore, restart_postgres, start_rabbitmq, stop_rabbitmq};
 
 use super::harness::{
     Pipeline, assert_all_succeeded, assert_end_state, generate_services, wait_terminal,
 };
-
-/// Brings both servers back even if the test fails half-way.
-struct Restore;
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl").arg("start_app").output();
-        start_postgres();
-    }
-}
-
-fn pg_cluster() -> Option<String> {
-    let versions = std::fs::read_dir("/etc/postgresql").ok()?;
-    versions
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .next()
-}
-
-fn start_postgres() {
-    if let Some(version) = pg_cluster() {
-        let _ = Command::new("pg_ctlcluster")
-            .args(["--skip-systemctl-redirect", &version, "main", "start"])
-            .output();
-    }
-}
-
-/// Restarts the shared PostgreSQL cluster and waits until it accepts connections again.
-async fn restart_postgres() {
-    let version = pg_cluster().expect("a PostgreSQL cluster");
-    run(
-        "pg_ctlcluster",
-        &["--skip-systemctl-redirect", &version, "main", "restart"],
-    );
-    wait_tcp(5432).await;
-}
-
-fn run(program: &str, args: &[&str]) {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        output.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-async fn wait_tcp(port: u16) {
-    for _ in 0..120 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("port {port} did not come back");
-}
 
 #[tokio::test]
 #[ignore = "restarts the shared RabbitMQ and PostgreSQL; .ci/run runs it alone"]
@@ -104,10 +43,9 @@ async fn real_broker_and_database_restarts_lose_nothing() {
     }
 
     tokio::time::sleep(Duration::from_millis(500)).await;
-    run("rabbitmqctl", &["stop_app"]);
+    stop_rabbitmq();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    run("rabbitmqctl", &["start_app"]);
-    wait_tcp(5672).await;
+    start_rabbitmq().await;
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     restart_postgres().await;
@@ -180,13 +118,12 @@ async fn worker_processes_ride_out_real_restarts_with_jobs_in_flight() {
         .await;
 
     // RabbitMQ goes away with jobs running; jobs enqueued meanwhile only have their rows.
-    run("rabbitmqctl", &["stop_app"]);
+    stop_rabbitmq();
     for s in &services {
         ids.push(enqueue_through(&p, s, Action::Check).await);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    run("rabbitmqctl", &["start_app"]);
-    wait_tcp(5672).await;
+    start_rabbitmq().await;
     for s in &services {
         ids.push(enqueue_through(&p, s, Action::Fix).await);
     }
