@@ -14,6 +14,7 @@ mod orphans;
 mod plan;
 mod platform;
 mod redaction;
+mod restart;
 mod retention;
 mod retry;
 mod rotate;

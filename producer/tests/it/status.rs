@@ -122,22 +122,28 @@ impl<S> Harness<S> {
         }
     }
 
-    /// Run `pma-sso` as an operator would, with this harness's pipeline.
-    pub async fn pma(&self, args: &[&str]) -> (i32, String) {
+    /// The `pma-sso` command with this harness's pipeline, for a test that spawns it.
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pma-sso"));
         cmd.args(args)
             .current_dir(self.dir.path())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("PMA_SSO_ENV_FILE", self.dir.path().join(".env"));
+            .env("PMA_SSO_ENV_FILE", self.dir.path().join(".env"))
+            .kill_on_drop(true);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
+        cmd
+    }
+
+    /// Run `pma-sso` as an operator would, with this harness's pipeline.
+    pub async fn pma(&self, args: &[&str]) -> (i32, String) {
         let Output {
             status,
             stdout,
             stderr,
-        } = cmd.output().await.expect("run pma-sso");
+        } = self.command(args).output().await.expect("run pma-sso");
         let err = String::from_utf8_lossy(&stderr);
         assert!(!err.contains("panicked"), "{err}");
         (

@@ -25,6 +25,9 @@ pub enum ClientError {
     Timeout { unfinished: usize, secs: u64 },
 }
 
+/// How many unpublished messages a client keeps for its next enqueue.
+const UNSENT_CAP: usize = 10_000;
+
 pub struct JobClient {
     pub db: PgPool,
     /// Replaced when the connection dies (a broker restart): a long-lived client such as
@@ -33,6 +36,10 @@ pub struct JobClient {
     link: Mutex<Arc<Link>>,
     /// One reconnect at a time; the others use its connection.
     reconnecting: tokio::sync::Mutex<()>,
+    /// Messages of jobs this client recorded but could not publish (the broker was away). The
+    /// next enqueue sends them first — also one that coalesces into such a job, which would
+    /// otherwise wait for the relay's lease.
+    unsent: Mutex<Vec<Vec<u8>>>,
     topology: Topology,
     settings: PipelineSettings,
 }
@@ -85,6 +92,7 @@ impl JobClient {
                 publisher,
             })),
             reconnecting: tokio::sync::Mutex::new(()),
+            unsent: Mutex::new(Vec::new()),
             topology,
             settings: settings.clone(),
         })
@@ -158,24 +166,50 @@ impl JobClient {
             self.settings.lease,
         )
         .await?;
+        let mut outbox = self.take_unsent();
         if !coalesced {
-            let body = serde_json::to_vec(&JobMessage {
-                job_id: id.to_string(),
-                service: service.to_owned(),
-                action,
-            })
-            .unwrap_or_default();
-            match self.publish(&body).await {
-                // Nothing more to record: a queued row whose lease runs out is republished by
-                // the relay whether or not this publish was confirmed, so a separate
-                // `published_at` commit would decide nothing (only the relay sets it).
-                Ok(()) => {}
-                Err(e) => {
-                    tracing::warn!(job.id = %id, error = %e, "publish failed; the relay will republish the job")
-                }
+            outbox.push(
+                serde_json::to_vec(&JobMessage {
+                    job_id: id.to_string(),
+                    service: service.to_owned(),
+                    action,
+                })
+                .unwrap_or_default(),
+            );
+        }
+        // Nothing more to record on success: a queued row whose lease runs out is republished
+        // by the relay whether or not a publish was confirmed, so a separate `published_at`
+        // commit would decide nothing (only the relay sets it).
+        let mut pending = outbox.into_iter();
+        while let Some(body) = pending.next() {
+            if let Err(e) = self.publish(&body).await {
+                tracing::warn!(job.id = %id, error = %e, "publish failed; the next enqueue or the relay will send it");
+                self.keep_unsent(std::iter::once(body).chain(pending));
+                break;
             }
         }
         Ok(Enqueued { id, coalesced })
+    }
+
+    fn take_unsent(&self) -> Vec<Vec<u8>> {
+        std::mem::take(
+            &mut *self
+                .unsent
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Keep messages to send with the next enqueue. Bounded: beyond [`UNSENT_CAP`] the oldest
+    /// are left to the relay alone (their rows are safe either way).
+    fn keep_unsent(&self, bodies: impl Iterator<Item = Vec<u8>>) {
+        let mut unsent = self
+            .unsent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        unsent.extend(bodies);
+        let excess = unsent.len().saturating_sub(UNSENT_CAP);
+        unsent.drain(..excess);
     }
 
     /// Poll until every job is terminal. `pickup` bounds how long jobs may sit unclaimed
