@@ -68,3 +68,46 @@ async fn an_enqueue_after_the_broker_connection_died_reconnects_and_publishes() 
     client.close().await;
     p.stop_workers().await;
 }
+
+#[tokio::test]
+async fn a_job_recorded_while_the_broker_was_away_goes_out_with_the_next_enqueue() {
+    // The relay would publish it only after this lease; the test waits far less.
+    let mut p = Pipeline::with(&["grafana"], |s| {
+        s.lease = Duration::from_secs(600);
+    })
+    .await;
+    let proxy = FaultProxy::start(SocketAddr::from(([127, 0, 0, 1], 5672)))
+        .await
+        .expect("proxy");
+    let mut settings = p.settings.clone();
+    settings.amqp_url = format!("amqp://guest:guest@{}/%2f", proxy.addr());
+    let client = JobClient::connect_with(&settings, p.topology())
+        .await
+        .expect("client");
+    p.start_worker();
+
+    // The broker is away: the job is recorded, its publish fails (not an error for the caller).
+    proxy.set_refuse(true);
+    proxy.cut_all();
+    let recorded = client
+        .enqueue("grafana", Action::Check, Trigger::Webhook, None)
+        .await
+        .expect("the row is recorded even without the broker");
+    proxy.set_refuse(false);
+    // The same request again joins the waiting job; it must not be left waiting for the lease.
+    let again = client
+        .enqueue("grafana", Action::Check, Trigger::Webhook, None)
+        .await
+        .expect("enqueue");
+    assert!(again.coalesced, "joins the job recorded during the outage");
+    assert_eq!(again.id, recorded.id);
+    let rows = wait_terminal(&p.pool, &[recorded.id], WAIT).await;
+    assert_eq!(
+        rows[0].status.as_str(),
+        "succeeded",
+        "{:?}",
+        rows[0].last_error
+    );
+    client.close().await;
+    p.stop_workers().await;
+}
