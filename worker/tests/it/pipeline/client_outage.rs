@@ -15,10 +15,11 @@ use super::harness::{Pipeline, wait_terminal};
 /// Bounds a hang; far below the lease, which is what a job without a reconnect waits for.
 const WAIT: Duration = Duration::from_secs(60);
 
-#[tokio::test]
-async fn an_enqueue_after_the_broker_connection_died_reconnects_and_publishes() {
-    // Without a reconnect, the relay would publish the job only after this lease.
-    let mut p = Pipeline::with(&["grafana", "linkding"], |s| {
+/// A pipeline with a running worker whose lease is far longer than any wait here (so only the
+/// client, never the relay, can deliver a job in time), and a job client that reaches RabbitMQ
+/// through a fault proxy.
+async fn behind_a_proxy(services: &[&str]) -> (Pipeline, FaultProxy, JobClient) {
+    let mut p = Pipeline::with(services, |s| {
         s.lease = Duration::from_secs(600);
     })
     .await;
@@ -31,6 +32,12 @@ async fn an_enqueue_after_the_broker_connection_died_reconnects_and_publishes() 
         .await
         .expect("client");
     p.start_worker();
+    (p, proxy, client)
+}
+
+#[tokio::test]
+async fn an_enqueue_after_the_broker_connection_died_reconnects_and_publishes() {
+    let (mut p, proxy, client) = behind_a_proxy(&["grafana", "linkding"]).await;
 
     let before = client
         .enqueue("grafana", Action::Check, Trigger::Webhook, None)
@@ -71,20 +78,7 @@ async fn an_enqueue_after_the_broker_connection_died_reconnects_and_publishes() 
 
 #[tokio::test]
 async fn a_job_recorded_while_the_broker_was_away_goes_out_with_the_next_enqueue() {
-    // The relay would publish it only after this lease; the test waits far less.
-    let mut p = Pipeline::with(&["grafana"], |s| {
-        s.lease = Duration::from_secs(600);
-    })
-    .await;
-    let proxy = FaultProxy::start(SocketAddr::from(([127, 0, 0, 1], 5672)))
-        .await
-        .expect("proxy");
-    let mut settings = p.settings.clone();
-    settings.amqp_url = format!("amqp://guest:guest@{}/%2f", proxy.addr());
-    let client = JobClient::connect_with(&settings, p.topology())
-        .await
-        .expect("client");
-    p.start_worker();
+    let (mut p, proxy, client) = behind_a_proxy(&["grafana"]).await;
 
     // The broker is away: the job is recorded, its publish fails (not an error for the caller).
     proxy.set_refuse(true);

@@ -251,6 +251,16 @@ impl Pipeline {
         names
     }
 
+    /// Waits (at most `within`, a bound on a hang) until job `id` is terminal, and returns its row.
+    pub async fn finished(&self, id: Uuid, within: Duration) -> db::JobRow {
+        let mut rows = self
+            .client
+            .wait(&[id], within, within)
+            .await
+            .unwrap_or_else(|e| panic!("job {id} did not finish: {e}"));
+        rows.remove(0)
+    }
+
     pub async fn wait_status(&self, job: Uuid, status: &str, within: Duration) {
         let deadline = tokio::time::Instant::now() + within;
         loop {

@@ -13,15 +13,11 @@ async fn a_job_is_recorded_executed_once_and_its_outcome_kept() {
     p.start_worker();
     let add = p.enqueue("grafana", Action::Add).await;
     assert!(!add.coalesced);
-    let rows = p
-        .client
-        .wait(&[add.id], WAIT, WAIT)
-        .await
-        .expect("finished");
-    assert_eq!(rows[0].status.as_str(), "succeeded");
-    assert_eq!(rows[0].attempts, 1);
-    let Some(Outcome::Applied { applied }) = &rows[0].outcome else {
-        panic!("{:?}", rows[0].outcome)
+    let row = p.finished(add.id, WAIT).await;
+    assert_eq!(row.status.as_str(), "succeeded");
+    assert_eq!(row.attempts, 1);
+    let Some(Outcome::Applied { applied }) = &row.outcome else {
+        panic!("{:?}", row.outcome)
     };
     assert!(
         applied
@@ -32,13 +28,9 @@ async fn a_job_is_recorded_executed_once_and_its_outcome_kept() {
     assert_eq!(p.platform.apps_with_slug("grafana"), 1);
 
     let check = p.enqueue("grafana", Action::Check).await;
-    let rows = p
-        .client
-        .wait(&[check.id], WAIT, WAIT)
-        .await
-        .expect("finished");
-    let Some(Outcome::InSync { report }) = &rows[0].outcome else {
-        panic!("{:?}", rows[0].outcome)
+    let row = p.finished(check.id, WAIT).await;
+    let Some(Outcome::InSync { report }) = &row.outcome else {
+        panic!("{:?}", row.outcome)
     };
     assert_eq!(
         report.line(),
@@ -174,18 +166,9 @@ async fn transient_authentik_faults_are_retried_until_the_job_succeeds() {
     let job = p.enqueue("linkding", Action::Add).await;
     p.wait_status(job.id, "retrying", WAIT).await;
     p.platform.sim.set_faults(Faults::default());
-    let rows = p
-        .client
-        .wait(&[job.id], WAIT, WAIT)
-        .await
-        .expect("finished");
-    assert_eq!(
-        rows[0].status.as_str(),
-        "succeeded",
-        "{:?}",
-        rows[0].last_error
-    );
-    assert!(rows[0].attempts >= 2);
+    let row = p.finished(job.id, WAIT).await;
+    assert_eq!(row.status.as_str(), "succeeded", "{:?}", row.last_error);
+    assert!(row.attempts >= 2);
     let attempts = p.attempts(job.id).await;
     assert_eq!(attempts[0].1, "retry");
     assert_eq!(attempts.last().map(|a| a.1.as_str()), Some("updated"));
@@ -203,21 +186,16 @@ async fn a_job_failing_forever_ends_dead_after_the_configured_attempts() {
     });
     p.start_worker();
     let job = p.enqueue("linkding", Action::Add).await;
-    let rows = p
-        .client
-        .wait(&[job.id], WAIT, WAIT)
-        .await
-        .expect("finished");
-    assert_eq!(rows[0].status.as_str(), "dead");
-    assert_eq!(rows[0].attempts, 3);
+    let row = p.finished(job.id, WAIT).await;
+    assert_eq!(row.status.as_str(), "dead");
+    assert_eq!(row.attempts, 3);
     assert!(
-        rows[0]
-            .last_error
+        row.last_error
             .as_deref()
             .unwrap_or("")
             .contains("server error"),
         "{:?}",
-        rows[0].last_error
+        row.last_error
     );
     let dead = p.drain(&p.topology().dead_queue()).await;
     assert_eq!(dead.len(), 1);
@@ -243,21 +221,16 @@ async fn a_permanent_error_fails_at_once_without_retries() {
     )
     .expect("break manifest");
     let job = p.enqueue("grafana", Action::Fix).await;
-    let rows = p
-        .client
-        .wait(&[job.id], WAIT, WAIT)
-        .await
-        .expect("finished");
-    assert_eq!(rows[0].status.as_str(), "failed");
-    assert_eq!(rows[0].attempts, 1);
+    let row = p.finished(job.id, WAIT).await;
+    assert_eq!(row.status.as_str(), "failed");
+    assert_eq!(row.attempts, 1);
     assert!(
-        rows[0]
-            .last_error
+        row.last_error
             .as_deref()
             .unwrap_or("")
             .contains("sso.redirect_path"),
         "{:?}",
-        rows[0].last_error
+        row.last_error
     );
     p.stop_workers().await;
 }

@@ -125,18 +125,9 @@ async fn a_worker_killed_mid_job_leaves_a_job_another_worker_completes() {
 
     p.platform.sim.set_faults(Faults::default());
     p.start_worker();
-    let rows = p
-        .client
-        .wait(&[job.id], WAIT, WAIT)
-        .await
-        .expect("completed by the other worker");
-    assert_eq!(
-        rows[0].status.as_str(),
-        "succeeded",
-        "{:?}",
-        rows[0].last_error
-    );
-    assert_eq!(rows[0].attempts, 2, "the killed attempt counts");
+    let row = p.finished(job.id, WAIT).await;
+    assert_eq!(row.status.as_str(), "succeeded", "{:?}", row.last_error);
+    assert_eq!(row.attempts, 2, "the killed attempt counts");
     assert_eq!(p.platform.apps_with_slug("mattermost"), 1);
     assert_eq!(p.platform.providers_named("pma-sso-mattermost"), 1);
     let mappings = p
@@ -276,25 +267,20 @@ async fn a_rejected_authentik_token_turns_readiness_red_and_jobs_fail_at_once() 
     ));
     let running = tokio::spawn(worker.clone().run(stop.clone()));
     let job = p.enqueue("grafana", Action::Check).await;
-    let rows = p
-        .client
-        .wait(&[job.id], WAIT, WAIT)
-        .await
-        .expect("finished");
+    let row = p.finished(job.id, WAIT).await;
     assert_eq!(
-        rows[0].status.as_str(),
+        row.status.as_str(),
         "failed",
         "a rejected token is not retried"
     );
-    assert_eq!(rows[0].attempts, 1);
+    assert_eq!(row.attempts, 1);
     assert!(
-        rows[0]
-            .last_error
+        row.last_error
             .as_deref()
             .unwrap_or("")
             .contains("Token invalid/expired"),
         "{:?}",
-        rows[0].last_error
+        row.last_error
     );
     let ready = reqwest::get(format!("http://{addr}/readyz"))
         .await
