@@ -10,6 +10,18 @@ struct Setup {
     dir: tempfile::TempDir,
 }
 
+/// A finished `pma-sso` run's exit code and its stdout followed by stderr; it must not have
+/// panicked.
+pub fn exit_and_text(output: &Output) -> (i32, String) {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!text.contains("panicked"), "{text}");
+    (output.status.code().expect("exit code"), text)
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

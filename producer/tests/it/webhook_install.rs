@@ -47,13 +47,7 @@ impl Setup {
             .output()
             .await
             .expect("run pma-sso");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(!text.contains("panicked"), "{text}");
-        (output.status.code().expect("exit code"), text)
+        crate::cli::exit_and_text(&output)
     }
 
     fn secret(&self) -> String {
