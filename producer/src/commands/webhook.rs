@@ -144,6 +144,11 @@ where
     P: FnOnce(String, Value) -> PF,
     PF: Future<Output = Result<T, AuthentikError>>,
 {
+    // Compared as authentik stores it (text fields trimmed), or every install would patch.
+    let desired = match desired {
+        Value::Object(fields) => Value::Object(worker::authentik::stored_body(fields)),
+        other => other,
+    };
     let Some((live, pk)) = live else {
         let created = create(desired).await.map_err(|e| format!("{label}: {e}"))?;
         let _ = writeln!(out, "created: {label}");

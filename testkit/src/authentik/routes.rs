@@ -331,7 +331,7 @@ fn respond(
                 return Err(err);
             }
             match body {
-                Value::Object(map) => map,
+                Value::Object(map) => trim_text(map),
                 _ => Map::new(),
             }
         }
@@ -413,6 +413,45 @@ fn respond(
             Err(ApiError::MethodNotAllowed(method.as_str().to_owned()))
         }
     }
+}
+
+/// DRF's `CharField` strips leading and trailing whitespace (`trim_whitespace=True`, the
+/// default) from every text field before it is validated and stored: `"return 1\n"` is kept
+/// as `"return 1"`. That applies to the serializer's own fields and to those of nested
+/// serializers (`redirect_uris[].url`), not to JSON fields (dicts such as `attributes`), which
+/// are never top-level strings.
+fn trim_text(body: Map<String, Value>) -> Map<String, Value> {
+    fn trim(value: Value) -> Value {
+        match value {
+            Value::String(s) => Value::String(python_strip(&s).to_owned()),
+            other => other,
+        }
+    }
+    body.into_iter()
+        .map(|(key, value)| {
+            let value = match value {
+                Value::Array(items) => Value::Array(
+                    items
+                        .into_iter()
+                        .map(|item| match item {
+                            Value::Object(nested) => Value::Object(
+                                nested.into_iter().map(|(k, v)| (k, trim(v))).collect(),
+                            ),
+                            other => other,
+                        })
+                        .collect(),
+                ),
+                other => trim(other),
+            };
+            (key, value)
+        })
+        .collect()
+}
+
+/// Python's `str.strip()`: Unicode whitespace plus the ASCII separators \x1c–\x1f, which
+/// Python counts as whitespace and Rust's `trim` does not.
+fn python_strip(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
 }
 
 #[cfg(test)]

@@ -219,3 +219,26 @@ async fn scope_mappings_can_be_created_and_deleted_and_providers_let_go() {
     assert_eq!(provider["property_mappings"], json!([]));
     assert_eq!(api.sim.scope_mappings().len(), 7);
 }
+
+/// As on a real authentik (DRF's `CharField` trims): leading and trailing whitespace of text
+/// fields is not stored, in the object itself and in nested serializers (`redirect_uris`).
+#[tokio::test]
+async fn text_fields_are_stored_without_surrounding_whitespace() {
+    let api = Api::start().await;
+    let (status, mapping) = api
+        .post(
+            "/propertymappings/provider/scope/",
+            json!({"name": " trimmed \n", "scope_name": "x", "expression": "\n  return {}\n", "description": "d\n"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{mapping}");
+    assert_eq!(mapping["name"], "trimmed");
+    assert_eq!(mapping["expression"], "return {}");
+    assert_eq!(mapping["description"], "d");
+
+    let mut body = api.provider_body("spaced").await;
+    body["redirect_uris"] = json!([{"matching_mode": "strict", "url": "https://a.example/cb \n"}]);
+    let (status, provider) = api.post("/providers/oauth2/", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{provider}");
+    assert_eq!(provider["redirect_uris"][0]["url"], "https://a.example/cb");
+}

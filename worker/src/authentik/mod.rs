@@ -36,6 +36,50 @@ pub const MAX_PAGE_SIZE: u32 = 100;
 /// Default of `PMA_SSO_AUTHENTIK_MAX_CONCURRENCY`.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 8;
 
+/// Text as authentik stores it. Its API (Django REST framework) strips leading and trailing
+/// whitespace from every text field (`CharField(trim_whitespace=True)`, the default), so an
+/// expression written as a YAML block (ending in a newline) or read from a file comes back
+/// without it. Desired values pass through this before they are sent or compared; otherwise a
+/// check reports drift that no write can repair.
+pub fn stored_text(text: &str) -> String {
+    // Python's `str.strip()`: Unicode whitespace and the ASCII separators \x1c-\x1f.
+    text.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+        .to_owned()
+}
+
+/// A request body as authentik will store it: [`stored_text`] applied to its text fields and
+/// to those of nested objects in lists (`redirect_uris[].url`); other values as they are.
+pub fn stored_body(
+    body: serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::Value;
+    fn text(value: Value) -> Value {
+        match value {
+            Value::String(s) => Value::String(stored_text(&s)),
+            other => other,
+        }
+    }
+    body.into_iter()
+        .map(|(key, value)| {
+            let value = match value {
+                Value::Array(items) => Value::Array(
+                    items
+                        .into_iter()
+                        .map(|item| match item {
+                            Value::Object(fields) => Value::Object(
+                                fields.into_iter().map(|(k, v)| (k, text(v))).collect(),
+                            ),
+                            other => other,
+                        })
+                        .collect(),
+                ),
+                other => text(other),
+            };
+            (key, value)
+        })
+        .collect()
+}
+
 /// How the client reaches authentik beyond its address and token.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {

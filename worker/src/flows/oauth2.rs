@@ -153,7 +153,7 @@ fn desired(
         secret_key,
         app: AppSpec {
             slug: m.slug().to_string(),
-            name: m.display_name().to_owned(),
+            name: crate::authentik::stored_text(m.display_name()),
             launch_url: format!("{url}/"),
             provider_name: provider_name(m),
         },
@@ -190,7 +190,7 @@ fn mapping_body(
         "description".into(),
         json!(spec.description.clone().unwrap_or_default()),
     );
-    Ok(body)
+    Ok(crate::authentik::stored_body(body))
 }
 
 fn mapping_patch(want: &Map<String, Value>, have: &ScopeMapping) -> Map<String, Value> {

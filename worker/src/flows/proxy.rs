@@ -194,7 +194,7 @@ fn desired(ctx: &Context, svc: &Service<'_>, catalog: &Catalog) -> Result<Desire
             .map_or(OutpostRef::Embedded, OutpostRef::Named),
         app: AppSpec {
             slug: m.slug().to_string(),
-            name: m.display_name().to_owned(),
+            name: crate::authentik::stored_text(m.display_name()),
             launch_url: format!("{url}/"),
             provider_name: provider_name(m),
         },

@@ -188,7 +188,7 @@ fn desired(
         name_id_policy: spec.name_id_policy.urn(),
         app: AppSpec {
             slug: m.slug().to_string(),
-            name: m.display_name().to_owned(),
+            name: crate::authentik::stored_text(m.display_name()),
             launch_url: format!("{url}/"),
             provider_name: provider_name(m),
         },
@@ -227,7 +227,7 @@ fn mapping_body(
     body.insert("saml_name".into(), json!(spec.saml_name));
     body.insert("friendly_name".into(), json!(spec.friendly_name));
     body.insert("expression".into(), json!(expression(svc, spec)?));
-    Ok(body)
+    Ok(crate::authentik::stored_body(body))
 }
 
 fn mapping_patch(want: &Map<String, Value>, have: &SamlPropertyMapping) -> Map<String, Value> {

@@ -367,3 +367,48 @@ fn edit_a_delivered_setting(p: &Platform, service: &str) {
         }
     }
 }
+
+/// authentik strips leading and trailing whitespace from text fields, so an expression written
+/// as a YAML block (which ends in a newline) or read from a file (which does too) comes back
+/// without it. Such mappings must be in sync after one `fix`, and a second `fix` writes nothing.
+#[tokio::test]
+async fn block_scalar_and_file_expressions_are_in_sync_after_one_fix() {
+    let p = Platform::new(&["mattermost"]).await;
+    let manifest = p.path("packages/mattermost/manifest.yaml");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    let text = text
+        .replace(
+            "      expression: 'return {\"username\": request.user.username}'",
+            "      expression: |\n        return {\"username\": request.user.username}",
+        )
+        .replace(
+            "      expression: 'return {\"id\": request.user.pk}'",
+            "      expression_file: id.py",
+        )
+        .replace(
+            "      description: GitLab-style username claim for Mattermost",
+            "      description: >\n        GitLab-style username claim\n        for Mattermost",
+        );
+    std::fs::write(&manifest, text).expect("write manifest");
+    std::fs::write(
+        p.path("packages/mattermost/id.py"),
+        "return {\"id\": request.user.pk}\n",
+    )
+    .expect("write expression file");
+
+    p.ctx.apply("mattermost", Action::Add).await.expect("add");
+    let stored = p.sim.scope_mappings();
+    let username = stored
+        .iter()
+        .find(|m| m["name"] == "mattermost-username")
+        .expect("mapping");
+    assert_eq!(
+        username["expression"],
+        "return {\"username\": request.user.username}"
+    );
+    let report = p.ctx.check("mattermost").await.expect("check");
+    assert!(report.in_sync(), "{}", report.line());
+    let writes = p.sim.write_count();
+    p.ctx.apply("mattermost", Action::Fix).await.expect("fix");
+    assert_eq!(p.sim.write_count(), writes, "a second fix writes nothing");
+}
