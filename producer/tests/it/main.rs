@@ -3,6 +3,7 @@ mod adopt;
 mod alerts;
 mod cli;
 mod compose;
+mod connection_limits;
 mod dead_retry;
 mod doctor;
 mod git_hook;
