@@ -346,6 +346,17 @@ pub async fn finish_attempt(
             update attempts set finished_at = now(), outcome = $7, detail = $4, duration_ms = $8
             where job_id = $1 and attempt = $9
          ),
+         abandoned as (
+            -- The claim closes an abandoned attempt, but its snapshot predates its lock wait:
+            -- an attempt claimed (then killed) during that wait is only seen here.
+            update attempts a set outcome = 'abandoned', finished_at = now(),
+                   detail = jsonb_build_object('kind', 'failed', 'transient', true,
+                       'reason', format('abandoned: worker %s stopped before finishing it; attempt %s was claimed by %s',
+                                        a.worker, $9::int, cur.worker))
+            from attempts cur
+            where cur.job_id = $1 and cur.attempt = $9
+              and a.job_id = $1 and a.attempt < $9 and a.finished_at is null
+         ),
          state as (
             insert into service_state (service, last_status, last_summary, last_job,
                                        last_check_at, last_change_at, authentik_ids, updated_at)
