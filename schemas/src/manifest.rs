@@ -921,7 +921,7 @@ pub fn parse_manifest(file: &Path, text: &str) -> Result<Manifest, ManifestError
         ));
     }
     let value: serde_json::Value = serde_saphyr::from_str_with_options(text, yaml_options())
-        .map_err(|e| err("(yaml)", one_line(&e.to_string())))?;
+        .map_err(|e| err("(yaml)", yaml_problem(&e)))?;
     let Some(top) = value.as_object() else {
         return Err(err(
             "(document)",
@@ -949,6 +949,24 @@ fn clipped(problem: String) -> String {
     }
     let cut: String = problem.chars().take(MAX_PROBLEM_CHARS).collect();
     format!("{cut}…")
+}
+
+/// The YAML library's message, in our words where it names its own settings.
+fn yaml_problem(error: &serde_saphyr::Error) -> String {
+    match error {
+        serde_saphyr::Error::DuplicateMappingKey { key, location } => {
+            let key = key.as_deref().map_or_else(
+                || "a key".to_owned(),
+                |k| format!("key `{}`", k.escape_debug()),
+            );
+            format!(
+                "{key} appears twice in the same mapping (again at line {}, column {}); keep one",
+                location.line(),
+                location.column()
+            )
+        }
+        other => one_line(&other.to_string()),
+    }
 }
 
 fn one_line(text: &str) -> String {
@@ -1360,4 +1378,22 @@ fn claim_unique(
 pub fn manifest_json_schema() -> serde_json::Value {
     let schema = schemars::schema_for!(Manifest);
     serde_json::to_value(&schema).unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod duplicate_key_tests {
+    use super::*;
+
+    #[test]
+    fn a_duplicate_key_is_named_in_our_words_not_the_yaml_librarys() {
+        let text = "name: grafana\nsso:\n  type: oidc\n  type: oauth\n  redirect_path: /cb\n";
+        let err =
+            parse_manifest(Path::new("packages/grafana/manifest.yaml"), text).expect_err("refused");
+        let text = err.to_string();
+        assert!(
+            text.contains("key `type` appears twice in the same mapping (again at line 4"),
+            "{text}"
+        );
+        assert!(!text.contains("DuplicateKeyPolicy"), "{text}");
+    }
 }

@@ -128,8 +128,9 @@ fn check_service_name(value: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{}` is not a valid service name: use lowercase letters, digits and '-', start with a letter, end with a letter or digit, at most 63 characters",
-            printable(value)
+            "`{}` is not a valid service name{}: use lowercase letters, digits and '-', start with a letter, end with a letter or digit, at most 63 characters",
+            printable(value),
+            non_ascii_named(value)
         ))
     }
 }
@@ -235,14 +236,83 @@ fn check_env_key(value: &str) -> Result<(), String> {
 }
 
 /// Error texts quote the offending value; keep them one short line whatever was given.
+/// `value` fit to print inside backticks: control characters escaped, and every non-ASCII
+/// character as `\u{…}`, so a look-alike (`grаfana` with a Cyrillic `а`) cannot pass for the
+/// name it imitates. [`non_ascii_named`] says which characters they are.
 fn printable(value: &str) -> String {
     const MAX: usize = 80;
-    let escaped: String = value.escape_debug().collect();
+    let escaped: String = value
+        .chars()
+        .map(|c| {
+            if c.is_ascii() {
+                c.escape_debug().collect::<String>()
+            } else {
+                c.escape_unicode().collect()
+            }
+        })
+        .collect();
     if escaped.chars().count() > MAX {
         let cut: String = escaped.chars().take(MAX).collect();
         format!("{cut}…")
     } else {
         escaped
+    }
+}
+
+/// Latin look-alikes an operator may type or paste by accident, with their Unicode names.
+const LOOK_ALIKES: [(char, &str); 30] = [
+    ('\u{0430}', "CYRILLIC SMALL LETTER A"),
+    ('\u{0435}', "CYRILLIC SMALL LETTER IE"),
+    ('\u{043E}', "CYRILLIC SMALL LETTER O"),
+    ('\u{0440}', "CYRILLIC SMALL LETTER ER"),
+    ('\u{0441}', "CYRILLIC SMALL LETTER ES"),
+    ('\u{0443}', "CYRILLIC SMALL LETTER U"),
+    ('\u{0445}', "CYRILLIC SMALL LETTER HA"),
+    ('\u{0456}', "CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I"),
+    ('\u{0458}', "CYRILLIC SMALL LETTER JE"),
+    ('\u{0455}', "CYRILLIC SMALL LETTER DZE"),
+    ('\u{0501}', "CYRILLIC SMALL LETTER KOMI DE"),
+    ('\u{0261}', "LATIN SMALL LETTER SCRIPT G"),
+    ('\u{0410}', "CYRILLIC CAPITAL LETTER A"),
+    ('\u{0415}', "CYRILLIC CAPITAL LETTER IE"),
+    ('\u{041E}', "CYRILLIC CAPITAL LETTER O"),
+    ('\u{0420}', "CYRILLIC CAPITAL LETTER ER"),
+    ('\u{0421}', "CYRILLIC CAPITAL LETTER ES"),
+    ('\u{0425}', "CYRILLIC CAPITAL LETTER HA"),
+    ('\u{03B1}', "GREEK SMALL LETTER ALPHA"),
+    ('\u{03B5}', "GREEK SMALL LETTER EPSILON"),
+    ('\u{03B9}', "GREEK SMALL LETTER IOTA"),
+    ('\u{03BA}', "GREEK SMALL LETTER KAPPA"),
+    ('\u{03BD}', "GREEK SMALL LETTER NU"),
+    ('\u{03BF}', "GREEK SMALL LETTER OMICRON"),
+    ('\u{03C1}', "GREEK SMALL LETTER RHO"),
+    ('\u{03C4}', "GREEK SMALL LETTER TAU"),
+    ('\u{03C5}', "GREEK SMALL LETTER UPSILON"),
+    ('\u{00A0}', "NO-BREAK SPACE"),
+    ('\u{200B}', "ZERO WIDTH SPACE"),
+    ('\u{2010}', "HYPHEN"),
+];
+
+/// ` (it holds U+0430 CYRILLIC SMALL LETTER A at character 3, …)` for the non-ASCII
+/// characters of `value`; empty when it has none.
+fn non_ascii_named(value: &str) -> String {
+    let found: Vec<String> = value
+        .chars()
+        .enumerate()
+        .filter(|(_, c)| !c.is_ascii())
+        .take(5)
+        .map(|(i, c)| {
+            let name = LOOK_ALIKES
+                .iter()
+                .find(|(l, _)| *l == c)
+                .map_or("a character that is not ASCII", |(_, n)| n);
+            format!("U+{:04X} {name} at character {}", c as u32, i + 1)
+        })
+        .collect();
+    if found.is_empty() {
+        String::new()
+    } else {
+        format!(" (it holds {})", found.join(", "))
     }
 }
 
@@ -276,6 +346,20 @@ impl RedirectPath {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_look_alike_service_name_is_escaped_and_its_characters_named() {
+        let err = "gr\u{0430}fana"
+            .parse::<ServiceName>()
+            .expect_err("refused");
+        assert!(err.starts_with("`gr\\u{430}fana` is not a valid service name (it holds U+0430 CYRILLIC SMALL LETTER A at character 3)"), "{err}");
+        assert!(!err.contains('\u{0430}'), "{err}");
+        let err = "caf\u{e9}".parse::<ServiceName>().expect_err("refused");
+        assert!(
+            err.contains("U+00E9 a character that is not ASCII at character 4"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn redirect_paths_reject_schemes_traversal_and_queries() {

@@ -9,8 +9,10 @@
 
 pub mod event;
 pub mod leader;
+pub mod limits;
 pub mod mapping;
 pub mod metrics;
+pub mod refusals;
 pub mod repr;
 pub mod retention;
 pub mod status_page;
@@ -52,6 +54,8 @@ pub struct ServeSettings {
     pub status_token: Option<SecretString>,
     /// `PMA_SSO_RETENTION_KEEP`, default 200: finished jobs kept per service.
     pub retention_keep: i64,
+    /// Timeouts and the connection cap of both listeners ([`limits`]).
+    pub limits: limits::ConnectionLimits,
 }
 
 impl ServeSettings {
@@ -81,6 +85,7 @@ impl ServeSettings {
         let (status_addr, status_token) = status_page::settings(get)?;
         let retention_keep = retention::keep_from(get)?;
         Ok(ServeSettings {
+            limits: limits::ConnectionLimits::from_lookup(get)?,
             retention_keep,
             status_addr,
             status_token,
@@ -160,10 +165,9 @@ impl Serve {
             token: self.settings.status_token.clone(),
         }));
         let stop = shutdown.clone();
+        let status_limits = self.settings.limits.clone();
         let status = tokio::spawn(async move {
-            let served = axum::serve(status_listener, status)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
+            let served = limits::serve(status_listener, status, status_limits, stop).await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "status page stopped");
             }
@@ -175,9 +179,7 @@ impl Serve {
             jobs: self.jobs.clone(),
         }));
         let stop = shutdown.clone();
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
+        let served = limits::serve(listener, app, self.settings.limits.clone(), stop).await;
         // The server may end on its own (an accept error): stop the rest with it.
         shutdown.cancel();
         let _ = relay.await;

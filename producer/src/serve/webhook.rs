@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -22,6 +22,7 @@ use worker::pipeline::client::JobClient;
 
 use super::event::{self, Parsed};
 use super::mapping::{self, KnownIds};
+use super::refusals::{self, Reason, Refusals};
 
 /// The header carrying the shared secret, as `pma-sso webhook install` configures it.
 pub use worker::authentik::WEBHOOK_SECRET_HEADER;
@@ -42,6 +43,7 @@ pub struct Webhook {
 pub fn router(webhook: Arc<Webhook>) -> Router {
     Router::new()
         .route(PATH, post(receive))
+        .layer(Extension(Arc::new(Refusals::new(refusals::INTERVAL))))
         .layer(axum::middleware::from_fn(crate::serve::metrics::track))
         .with_state(webhook)
 }
@@ -69,10 +71,14 @@ fn answer(status: StatusCode, body: serde_json::Value) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-async fn receive(State(webhook): State<Arc<Webhook>>, request: Request) -> Response {
+async fn receive(
+    State(webhook): State<Arc<Webhook>>,
+    Extension(refusals): Extension<Arc<Refusals>>,
+    request: Request,
+) -> Response {
     // The secret first: an unauthenticated caller learns nothing else, not even size limits.
     if !authorised(request.headers(), &webhook.secret) {
-        tracing::warn!("webhook refused: missing or wrong {WEBHOOK_SECRET_HEADER}");
+        refusals.refused(Reason::Secret);
         return answer(
             StatusCode::UNAUTHORIZED,
             json!({"error": "missing or wrong shared secret"}),
@@ -84,15 +90,25 @@ async fn receive(State(webhook): State<Arc<Webhook>>, request: Request) -> Respo
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        refusals.refused(Reason::TooLarge);
         return too_large();
     }
     let body: Body = request.into_body();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
-        return too_large();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(e) if super::limits::is_body_timeout(&e) => {
+            refusals.refused(Reason::SlowBody);
+            return answer(StatusCode::REQUEST_TIMEOUT, json!({"error": e.to_string()}));
+        }
+        Err(_) => {
+            refusals.refused(Reason::TooLarge);
+            return too_large();
+        }
     };
     match event::parse(&bytes) {
         Err(e) => {
-            tracing::warn!(problem = %e.0, "webhook refused: malformed body");
+            refusals.refused(Reason::Malformed);
+            tracing::debug!(problem = %e.0, "webhook refused: malformed body");
             answer(StatusCode::BAD_REQUEST, json!({"error": e.0}))
         }
         Ok(Parsed::Ignored(reason)) => {

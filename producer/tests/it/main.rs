@@ -4,6 +4,7 @@ mod alerts;
 mod cli;
 mod compose;
 mod contract;
+mod connection_limits;
 mod dead_retry;
 mod doctor;
 mod git_hook;

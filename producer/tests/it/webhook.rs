@@ -406,3 +406,75 @@ async fn a_job_that_cannot_be_stored_is_answered_5xx_so_authentik_retries() {
     h.stop.cancel();
     h.pipeline.finish().await;
 }
+
+/// Log lines written on this thread (the test's runtime and the server it spawned).
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn refused_total(reason: &str) -> u64 {
+    let wanted = format!("pma_sso_webhook_refused_total{{reason=\"{reason}\"}} ");
+    worker::pipeline::http::metrics_handle()
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix(wanted.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_flood_of_refused_webhooks_is_counted_and_logged_once_per_reason() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (secret_before, malformed_before) = (refused_total("secret"), refused_total("malformed"));
+
+    let h = start(&["grafana"]).await;
+    let body = mapping_body("model_updated", APP, "Grafana", "akadmin");
+    for _ in 0..200 {
+        assert_eq!(
+            h.post(Some("wrong"), body.clone()).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    for _ in 0..50 {
+        assert_eq!(
+            h.post(Some(SECRET), "not json").await,
+            StatusCode::BAD_REQUEST
+        );
+    }
+    h.finish().await;
+
+    let text = String::from_utf8_lossy(&captured.0.lock().expect("log")).into_owned();
+    let refused: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("webhook refused"))
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:#?}");
+    assert!(
+        refused[0].contains("missing or wrong shared secret") && refused[0].contains("refused=1"),
+        "{}",
+        refused[0]
+    );
+    assert!(refused[1].contains("malformed body"), "{}", refused[1]);
+    // The process-wide counter also counts other tests' refusals.
+    assert!(refused_total("secret") - secret_before >= 200);
+    assert!(refused_total("malformed") - malformed_before >= 50);
+}

@@ -161,7 +161,7 @@ fn cases() -> Vec<Case> {
             "duplicate key",
             "name: svc\nname: other\nsso:\n  type: oauth\n  redirect_path: /cb\n",
             "(yaml)",
-            "duplicate",
+            "key `name` appears twice in the same mapping",
             false,
         ),
         case("YAML alias bomb", &alias_bomb(), "(yaml)", "alias", false),

@@ -1,23 +1,30 @@
-//! Fault injection: which requests fail, and how. Decisions come from a seeded generator so a
-//! test with a fixed seed and a fixed request sequence sees the same faults every run.
+//! Fault injection: which requests fail, and how. Each request's fate is a hash of the seed, the
+//! request (method, path with query, body) and its try number (how many times this same request
+//! has arrived, this one included), so a run is reproducible however concurrent jobs interleave:
+//! a service's own requests (one job per service at a time) meet the same faults every run; only
+//! requests that several services send identically (a shared list) may be met in another order.
 
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
 use super::path_has_prefix;
 
 /// Faults to inject. `Default` injects none.
 ///
 /// For each request (that matches `path_prefix`), one draw in `[0, 1)` picks at most one fault:
-/// the rates are stacked in the order error, rate limit, timeout, reset, so their sum should
-/// stay at most 1. `latency` is added to every matching request, faulted or not.
+/// the rates are stacked in the order error, error after forwarding, rate limit, timeout, reset,
+/// so their sum should stay at most 1. `latency` is added to every matching request, faulted or
+/// not.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Faults {
     /// Fraction answered 500, 502 or 503 (picked at random) before touching state.
     pub error_rate: f64,
+    /// Fraction handled normally whose answer is then replaced by a 502, as from a proxy that
+    /// timed out waiting for authentik: the change happened, the client cannot know.
+    pub forwarded_error_rate: f64,
     /// Fraction answered 429 with `Retry-After: retry_after_secs`, before touching state.
     pub rate_limit_rate: f64,
     /// The `Retry-After` value of a 429, in seconds.
@@ -34,7 +41,11 @@ pub struct Faults {
     pub latency: Duration,
     /// Only requests whose path starts with this (with or without `/api/v3`) are faulted.
     pub path_prefix: Option<String>,
-    /// Seed of the generator that decides which requests fail.
+    /// Only requests with this method (`POST`, …) are faulted.
+    pub method: Option<String>,
+    /// Only the first this many tries of each request may be faulted; later ones pass.
+    pub faulted_tries: Option<u64>,
+    /// Mixed into every request's hash: another seed, other faults.
     pub seed: u64,
 }
 
@@ -42,6 +53,7 @@ impl Default for Faults {
     fn default() -> Self {
         Faults {
             error_rate: 0.0,
+            forwarded_error_rate: 0.0,
             rate_limit_rate: 0.0,
             retry_after_secs: 1,
             timeout_rate: 0.0,
@@ -49,6 +61,8 @@ impl Default for Faults {
             reset_rate: 0.0,
             latency: Duration::ZERO,
             path_prefix: None,
+            method: None,
+            faulted_tries: None,
             seed: 0,
         }
     }
@@ -58,7 +72,11 @@ impl Default for Faults {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fault {
     ServerError(StatusCode),
-    RateLimited { retry_after_secs: u64 },
+    /// Handled, then answered with this status.
+    AfterForwarding(StatusCode),
+    RateLimited {
+        retry_after_secs: u64,
+    },
     Timeout(Duration),
     Reset,
 }
@@ -66,34 +84,70 @@ pub(crate) enum Fault {
 #[derive(Debug)]
 pub(crate) struct FaultState {
     faults: Faults,
-    rng: StdRng,
+    /// Tries so far of each distinct request (by its hash).
+    tries: HashMap<u64, u64>,
+}
+
+/// One request as the fault decision sees it.
+pub(crate) struct RequestKey<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub body: &'a [u8],
+}
+
+/// A uniform draw in [0, 1) from a hash.
+fn unit(hash: u64) -> f64 {
+    (hash >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn hash_of(value: impl Hash) -> u64 {
+    // `DefaultHasher::new()` uses fixed keys: the same value hashes the same in every run.
+    let mut hasher = DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
 }
 
 impl FaultState {
     pub(crate) fn new(faults: Faults) -> FaultState {
-        let rng = StdRng::seed_from_u64(faults.seed);
-        FaultState { faults, rng }
+        FaultState {
+            faults,
+            tries: HashMap::new(),
+        }
     }
 
-    /// The latency to add and the fault (if any) for a request to `path`.
-    pub(crate) fn decide(&mut self, path: &str) -> (Duration, Option<Fault>) {
+    /// The latency to add and the fault (if any) for one request.
+    pub(crate) fn decide(&mut self, request: &RequestKey<'_>) -> (Duration, Option<Fault>) {
         let f = &self.faults;
         if let Some(prefix) = &f.path_prefix
-            && !path_has_prefix(path, prefix)
+            && !path_has_prefix(request.path, prefix)
         {
             return (Duration::ZERO, None);
         }
-        let any_rate = f.error_rate + f.rate_limit_rate + f.timeout_rate + f.reset_rate;
-        if any_rate <= 0.0 {
-            return (f.latency, None);
+        if f.method
+            .as_deref()
+            .is_some_and(|m| !m.eq_ignore_ascii_case(request.method))
+        {
+            return (Duration::ZERO, None);
         }
-        let draw: f64 = self.rng.random();
         let rates = [
             f.error_rate,
+            f.forwarded_error_rate,
             f.rate_limit_rate,
             f.timeout_rate,
             f.reset_rate,
         ];
+        if rates.iter().sum::<f64>() <= 0.0 {
+            return (f.latency, None);
+        }
+        let request_hash = hash_of((request.method, request.path, request.query, request.body));
+        let tries = self.tries.entry(request_hash).or_insert(0);
+        *tries += 1;
+        if f.faulted_tries.is_some_and(|n| *tries > n) {
+            return (f.latency, None);
+        }
+        let fate = hash_of((f.seed, request_hash, *tries));
+        let draw = unit(fate);
         let mut bound = 0.0;
         let picked = rates.iter().position(|rate| {
             bound += rate;
@@ -107,13 +161,14 @@ impl FaultState {
                     StatusCode::SERVICE_UNAVAILABLE,
                 ];
                 Some(Fault::ServerError(
-                    STATUSES[self.rng.random_range(0..STATUSES.len())],
+                    STATUSES[(hash_of(fate) % STATUSES.len() as u64) as usize],
                 ))
             }
-            Some(1) => Some(Fault::RateLimited {
+            Some(1) => Some(Fault::AfterForwarding(StatusCode::BAD_GATEWAY)),
+            Some(2) => Some(Fault::RateLimited {
                 retry_after_secs: f.retry_after_secs,
             }),
-            Some(2) => Some(Fault::Timeout(f.timeout_delay)),
+            Some(3) => Some(Fault::Timeout(f.timeout_delay)),
             Some(_) => Some(Fault::Reset),
             None => None,
         };
@@ -137,10 +192,54 @@ mod tests {
         let run = || {
             let mut state = FaultState::new(faults.clone());
             (0..50)
-                .map(|_| state.decide("/api/v3/core/applications/").1)
+                .map(|_| state.decide(&get("/api/v3/core/applications/")).1)
                 .collect::<Vec<_>>()
         };
         assert_eq!(run(), run());
+    }
+
+    fn get(path: &str) -> RequestKey<'_> {
+        RequestKey {
+            method: "GET",
+            path,
+            query: "",
+            body: b"",
+        }
+    }
+
+    #[test]
+    fn a_requests_fate_does_not_depend_on_the_requests_sent_between_its_tries() {
+        let faults = Faults {
+            error_rate: 0.3,
+            forwarded_error_rate: 0.1,
+            seed: 11,
+            ..Faults::default()
+        };
+        let paths: Vec<String> = (0..40)
+            .map(|i| format!("/api/v3/core/applications/s{i}/"))
+            .collect();
+        let tries = 4;
+        // Each path tried `tries` times: one after the other, then interleaved in reverse.
+        let mut alone = FaultState::new(faults.clone());
+        let mut fates_alone = std::collections::BTreeMap::new();
+        for path in &paths {
+            for t in 0..tries {
+                fates_alone.insert((path.clone(), t), alone.decide(&get(path)).1);
+            }
+        }
+        let mut mixed = FaultState::new(faults);
+        let mut fates_mixed = std::collections::BTreeMap::new();
+        for t in 0..tries {
+            for path in paths.iter().rev() {
+                fates_mixed.insert((path.clone(), t), mixed.decide(&get(path)).1);
+            }
+        }
+        assert_eq!(fates_alone, fates_mixed);
+        let faulted = fates_alone.values().filter(|f| f.is_some()).count();
+        assert!(
+            (30..=100).contains(&faulted),
+            "about 40 % of 160 requests should fail, {faulted} did"
+        );
     }
 
     #[test]
@@ -152,11 +251,11 @@ mod tests {
             ..Faults::default()
         });
         assert_eq!(
-            state.decide("/api/v3/core/applications/"),
+            state.decide(&get("/api/v3/core/applications/")),
             (Duration::ZERO, None)
         );
         assert!(matches!(
-            state.decide("/api/v3/providers/oauth2/"),
+            state.decide(&get("/api/v3/providers/oauth2/")),
             (_, Some(Fault::ServerError(_)))
         ));
     }
@@ -164,6 +263,6 @@ mod tests {
     #[test]
     fn no_rates_means_no_faults() {
         let mut state = FaultState::new(Faults::default());
-        assert!((0..100).all(|_| state.decide("/api/v3/").1.is_none()));
+        assert!((0..100).all(|_| state.decide(&get("/api/v3/")).1.is_none()));
     }
 }

@@ -52,6 +52,9 @@ pub struct RecordedRequest {
     pub body: Option<Value>,
     /// The status answered; `0` when the connection was reset without an answer.
     pub status: u16,
+    /// The injected fault, if any: `error`, `error_after_forwarding`, `rate_limited`,
+    /// `timeout` or `reset`.
+    pub fault: Option<&'static str>,
 }
 
 /// Builder for the authentik stand-in. Seeds authentik's default objects: the default flows,
@@ -356,7 +359,7 @@ impl SimHandle {
         self.shared.violations().clone()
     }
 
-    /// Replace the active faults; the random generator is re-seeded from `faults.seed`.
+    /// Replace the active faults; every request's try count starts again from zero.
     pub fn set_faults(&self, faults: Faults) {
         self.shared.set_faults(faults);
     }

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 
 use super::RecordedRequest;
 use super::api::ApiResponse;
-use super::faults::{Fault, FaultState, Faults};
+use super::faults::{Fault, FaultState, Faults, RequestKey};
 use super::store::Store;
 use super::{protocol, routes};
 
@@ -271,15 +271,21 @@ async fn process(shared: Arc<Shared>, conn: ConnHandle, parts: Parts, body: Byte
     let method = parts.method.clone();
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or_default().to_owned();
+
+    let (latency, fault) = lock(&shared.faults).decide(&RequestKey {
+        method: method.as_str(),
+        path: &path,
+        query: &query,
+        body: &body,
+    });
     let mut record = RecordedRequest {
         method: method.as_str().to_owned(),
         path: path.clone(),
         query: query.clone(),
         body: recorded_body(&body),
         status: 0,
+        fault: fault_name(fault),
     };
-
-    let (latency, fault) = lock(&shared.faults).decide(&path);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -291,6 +297,11 @@ async fn process(shared: Arc<Shared>, conn: ConnHandle, parts: Parts, body: Byte
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
         Some(Fault::ServerError(status)) => server_error(status),
+        Some(Fault::AfterForwarding(status)) => {
+            let handled = answer(&shared, &method, &path, &query, &parts.headers, &body);
+            tracing::debug!(%method, %path, handled = handled.status().as_u16(), "fault: answer replaced after forwarding");
+            server_error(status)
+        }
         Some(Fault::RateLimited { retry_after_secs }) => rate_limited(retry_after_secs),
         Some(Fault::Timeout(delay)) => {
             tokio::time::sleep(delay).await;
@@ -302,6 +313,16 @@ async fn process(shared: Arc<Shared>, conn: ConnHandle, parts: Parts, body: Byte
     tracing::debug!(%method, %path, status = record.status, "authentik stand-in answered");
     shared.log().push(record);
     response
+}
+
+fn fault_name(fault: Option<Fault>) -> Option<&'static str> {
+    Some(match fault? {
+        Fault::ServerError(_) => "error",
+        Fault::AfterForwarding(_) => "error_after_forwarding",
+        Fault::RateLimited { .. } => "rate_limited",
+        Fault::Timeout(_) => "timeout",
+        Fault::Reset => "reset",
+    })
 }
 
 /// The protocol endpoints (discovery, JWKS, token, SAML metadata) first, then the API.

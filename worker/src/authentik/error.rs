@@ -1,6 +1,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// The `Transport` problem of a request that never reached authentik.
+pub(crate) const NOT_CONNECTED: &str = "could not connect to authentik";
+
 /// Field → messages, as authentik's (DRF's) 400 bodies carry them.
 pub type FieldErrors = BTreeMap<String, Vec<String>>;
 
@@ -42,7 +45,7 @@ impl AuthentikError {
         let problem = if error.is_timeout() {
             "timed out".to_owned()
         } else if error.is_connect() {
-            "could not connect to authentik".to_owned()
+            NOT_CONNECTED.to_owned()
         } else if error.is_body() || error.is_decode() {
             "connection broke while reading the response".to_owned()
         } else if error.is_request() {
@@ -94,6 +97,16 @@ impl AuthentikError {
                 | AuthentikError::Server { .. }
                 | AuthentikError::Transport { .. }
         )
+    }
+
+    /// authentik's view never ran: the connection was never made, or DRF's throttle refused
+    /// the request before the view. Sending a create again is then safe.
+    pub fn certainly_not_applied(&self) -> bool {
+        match self {
+            AuthentikError::RateLimited { .. } => true,
+            AuthentikError::Transport { problem, .. } => problem == NOT_CONNECTED,
+            _ => false,
+        }
     }
 
     pub fn retry_after(&self) -> Option<Duration> {

@@ -1,7 +1,8 @@
 //! The only code that speaks authentik HTTP.
 //!
-//! Errors are sorted by kind so callers branch on kinds, not strings; the client never retries
-//! (the retry policy lives with the pipeline). Every list is paged through with the maximum page
+//! Errors are sorted by kind so callers branch on kinds, not strings. Each request gets a few
+//! tries of its own ([`retry`]: idempotent requests, and creates re-read by their natural key
+//! first); what is left after those is the pipeline's retry policy. Every list is paged through with the maximum page
 //! size authentik honours (100), and application lists always carry `superuser_full_list=true`,
 //! which bypasses authentik's stale per-user list cache.
 
@@ -9,6 +10,7 @@ pub mod cleanup;
 mod error;
 mod identity;
 mod notifications;
+pub mod retry;
 mod types;
 
 use std::path::PathBuf;
@@ -25,6 +27,7 @@ pub use notifications::{
     EventMatcherPolicy, NotificationMapping, NotificationRule, NotificationTransport,
     PolicyBinding, WEBHOOK_SECRET_ENV, WEBHOOK_SECRET_HEADER,
 };
+pub use retry::{RequestRetry, with_retry_deadline};
 pub use types::{
     Application, CertificateKeyPair, Flow, OAuth2Provider, Outpost, Page, ProxyProvider,
     RedirectUri, SamlPropertyMapping, SamlProvider, ScopeMapping,
@@ -89,6 +92,8 @@ pub struct ClientOptions {
     /// `AUTHENTIK_CA_FILE`: PEM bundle trusted (besides the system roots) for an https
     /// `AUTHENTIK_URL`, e.g. an internal CA.
     pub ca_file: Option<PathBuf>,
+    /// Per-request retries; `PMA_SSO_AUTHENTIK_TRIES` sets `max_tries`.
+    pub retry: RequestRetry,
 }
 
 impl Default for ClientOptions {
@@ -96,6 +101,7 @@ impl Default for ClientOptions {
         ClientOptions {
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
             ca_file: None,
+            retry: RequestRetry::default(),
         }
     }
 }
@@ -108,9 +114,19 @@ impl ClientOptions {
                 format!("PMA_SSO_AUTHENTIK_MAX_CONCURRENCY is invalid: expected a whole number ≥ 1, got `{v}`")
             })?,
         };
+        let max_tries = match get("PMA_SSO_AUTHENTIK_TRIES") {
+            None => retry::DEFAULT_TRIES,
+            Some(v) => v.trim().parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                format!("PMA_SSO_AUTHENTIK_TRIES is invalid: expected a whole number ≥ 1 (tries per request, the first included), got `{v}`")
+            })?,
+        };
         Ok(ClientOptions {
             max_concurrency,
             ca_file: get("AUTHENTIK_CA_FILE").map(PathBuf::from),
+            retry: RequestRetry {
+                max_tries,
+                ..RequestRetry::default()
+            },
         })
     }
 }
@@ -122,6 +138,7 @@ pub struct Client {
     token: SecretString,
     /// One permit per request in flight; shared by every clone of this client.
     permits: Arc<tokio::sync::Semaphore>,
+    retry: RequestRetry,
 }
 
 impl std::fmt::Debug for Client {
@@ -190,6 +207,7 @@ impl Client {
             api: format!("{trimmed}/api/v3"),
             token,
             permits: Arc::new(tokio::sync::Semaphore::new(options.max_concurrency.max(1))),
+            retry: options.retry.clone(),
         })
     }
 
@@ -197,7 +215,88 @@ impl Client {
         &self.api
     }
 
+    /// One request with its own retries ([`retry::next_wait`]): idempotent requests on any
+    /// transient failure, others only when authentik certainly did not run them.
     async fn send<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, AuthentikError> {
+        let repeat = retry::Repeat::of(&method);
+        let mut tried = 0;
+        loop {
+            tried += 1;
+            match self.send_once(method.clone(), path, query, body).await {
+                Ok(value) => return Ok(value),
+                Err(e) => self.pause_before_retry(repeat, &e, tried).await.ok_or(e)?,
+            }
+        }
+    }
+
+    /// Sleep before the next try, or `None` when `error` ends the request.
+    async fn pause_before_retry(
+        &self,
+        repeat: retry::Repeat,
+        error: &AuthentikError,
+        tried: u32,
+    ) -> Option<()> {
+        let wait = retry::next_wait(&self.retry, repeat, error, tried, rand::random())?;
+        if !retry::fits_budget(wait) {
+            return None;
+        }
+        tracing::debug!(%error, tried, wait_ms = wait.as_millis() as u64, "retrying an authentik request");
+        metrics::counter!("pma_sso_authentik_retries_total").increment(1);
+        tokio::time::sleep(wait).await;
+        Some(())
+    }
+
+    /// A create that is safe to retry: when a try's fate is unknown (a 5xx, a reset, a timeout:
+    /// authentik may have created the object before the answer was lost), the object is looked
+    /// up by its natural key with `find` before the create is sent again, and a found object is
+    /// the result. A retried create refused with a 400 (a name already taken) is looked up the
+    /// same way: an earlier try landed after all.
+    async fn create<T, F, Fut>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        find: F,
+    ) -> Result<T, AuthentikError>
+    where
+        T: DeserializeOwned,
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, AuthentikError>>,
+    {
+        let mut tried = 0;
+        loop {
+            tried += 1;
+            let error = match self
+                .send_once(reqwest::Method::POST, path, &[], Some(body))
+                .await
+            {
+                Ok(created) => return Ok(created),
+                Err(e) => e,
+            };
+            if tried > 1 && matches!(error, AuthentikError::BadRequest { .. }) {
+                return find().await?.ok_or(error);
+            }
+            if self
+                .pause_before_retry(retry::Repeat::Always, &error, tried)
+                .await
+                .is_none()
+            {
+                return Err(error);
+            }
+            if !error.certainly_not_applied()
+                && let Some(found) = find().await?
+            {
+                return Ok(found);
+            }
+        }
+    }
+
+    async fn send_once<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -318,7 +417,8 @@ impl Client {
         &self,
         body: &serde_json::Value,
     ) -> Result<Application, AuthentikError> {
-        self.write(reqwest::Method::POST, "/core/applications/", body)
+        let slug = natural_key(body, "slug");
+        self.create("/core/applications/", body, || self.application(slug))
             .await
     }
 
@@ -355,8 +455,11 @@ impl Client {
         &self,
         body: &serde_json::Value,
     ) -> Result<OAuth2Provider, AuthentikError> {
-        self.write(reqwest::Method::POST, "/providers/oauth2/", body)
-            .await
+        let name = natural_key(body, "name");
+        self.create("/providers/oauth2/", body, || {
+            self.oauth2_provider_by_name(name)
+        })
+        .await
     }
 
     pub async fn patch_oauth2_provider(
@@ -392,8 +495,11 @@ impl Client {
         &self,
         body: &serde_json::Value,
     ) -> Result<SamlProvider, AuthentikError> {
-        self.write(reqwest::Method::POST, "/providers/saml/", body)
-            .await
+        let name = natural_key(body, "name");
+        self.create("/providers/saml/", body, || {
+            self.saml_provider_by_name(name)
+        })
+        .await
     }
 
     /// A body that sets `signing_kp` must carry `sign_assertion`/`sign_response` too: authentik
@@ -419,11 +525,11 @@ impl Client {
         &self,
         body: &serde_json::Value,
     ) -> Result<SamlPropertyMapping, AuthentikError> {
-        self.write(
-            reqwest::Method::POST,
-            "/propertymappings/provider/saml/",
-            body,
-        )
+        let name = natural_key(body, "name");
+        self.create("/propertymappings/provider/saml/", body, || async move {
+            let all = self.saml_property_mappings().await?;
+            Ok(all.into_iter().find(|m| m.name == name))
+        })
         .await
     }
 
@@ -461,8 +567,11 @@ impl Client {
         &self,
         body: &serde_json::Value,
     ) -> Result<ProxyProvider, AuthentikError> {
-        self.write(reqwest::Method::POST, "/providers/proxy/", body)
-            .await
+        let name = natural_key(body, "name");
+        self.create("/providers/proxy/", body, || {
+            self.proxy_provider_by_name(name)
+        })
+        .await
     }
 
     /// authentik's validation reads `mode` (default `proxy`) and `internal_host` from the
@@ -526,11 +635,11 @@ impl Client {
         &self,
         body: &serde_json::Value,
     ) -> Result<ScopeMapping, AuthentikError> {
-        self.write(
-            reqwest::Method::POST,
-            "/propertymappings/provider/scope/",
-            body,
-        )
+        let name = natural_key(body, "name");
+        self.create("/propertymappings/provider/scope/", body, || async move {
+            let all = self.scope_mappings().await?;
+            Ok(all.into_iter().find(|m| m.name == name))
+        })
         .await
     }
 
@@ -576,4 +685,9 @@ impl Client {
         self.send(reqwest::Method::GET, "/admin/version/", &[], None)
             .await
     }
+}
+
+/// The natural key a create body carries (`slug` of an application, `name` of the rest).
+fn natural_key<'a>(body: &'a serde_json::Value, field: &str) -> &'a str {
+    body.get(field).and_then(|v| v.as_str()).unwrap_or_default()
 }

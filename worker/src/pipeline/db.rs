@@ -179,6 +179,19 @@ pub async fn start_attempt(
             .bind(worker)
             .execute(&mut *tx)
             .await?;
+        // As in `lock_and_claim`: an attempt still open under the lock was abandoned.
+        sqlx::query(
+            "update attempts set outcome = 'abandoned', finished_at = now(),
+                    detail = jsonb_build_object('kind', 'failed', 'transient', true,
+                        'reason', format('abandoned: worker %s stopped before finishing it; attempt %s was claimed by %s',
+                                         worker, $2::int, $3::text))
+             where job_id = $1 and attempt < $2 and finished_at is null",
+        )
+        .bind(id)
+        .bind(attempt)
+        .bind(worker)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(attempt)
@@ -239,6 +252,16 @@ pub async fn lock_and_claim(
             -- clock_timestamp(): now() is when the statement began, before the lock wait.
             insert into attempts (job_id, attempt, worker, started_at)
             select id, attempts, $4, clock_timestamp() from claimed
+         ),
+         abandoned as (
+            -- Under the service lock no other attempt of this job can be running: one still
+            -- open belonged to a worker that died. Close it, naming who held it.
+            update attempts a set outcome = 'abandoned', finished_at = clock_timestamp(),
+                   detail = jsonb_build_object('kind', 'failed', 'transient', true,
+                       'reason', format('abandoned: worker %s stopped before finishing it; attempt %s was claimed by %s',
+                                        a.worker, c.attempts, $4::text))
+            from claimed c
+            where a.job_id = c.id and a.attempt < c.attempts and a.finished_at is null
          )
          select l.n as locked, c.*
          from (select count(*) as n from lock) l left join claimed c on true",
@@ -322,6 +345,17 @@ pub async fn finish_attempt(
          attempt as (
             update attempts set finished_at = now(), outcome = $7, detail = $4, duration_ms = $8
             where job_id = $1 and attempt = $9
+         ),
+         abandoned as (
+            -- The claim closes an abandoned attempt, but its snapshot predates its lock wait:
+            -- an attempt claimed (then killed) during that wait is only seen here.
+            update attempts a set outcome = 'abandoned', finished_at = now(),
+                   detail = jsonb_build_object('kind', 'failed', 'transient', true,
+                       'reason', format('abandoned: worker %s stopped before finishing it; attempt %s was claimed by %s',
+                                        a.worker, $9::int, cur.worker))
+            from attempts cur
+            where cur.job_id = $1 and cur.attempt = $9
+              and a.job_id = $1 and a.attempt < $9 and a.finished_at is null
          ),
          state as (
             insert into service_state (service, last_status, last_summary, last_job,

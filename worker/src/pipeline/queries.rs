@@ -64,7 +64,8 @@ pub struct AttemptRow {
     pub worker: String,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
-    /// in_sync | drifted | updated | unchanged | failed | retry | running
+    /// in_sync | drifted | updated | unchanged | failed | retry | running, or abandoned
+    /// (its worker died; closed when the job was claimed again)
     pub outcome: String,
     /// The attempt's outcome as recorded (secret-free: reports only say that a secret differs).
     pub detail: Option<Outcome>,

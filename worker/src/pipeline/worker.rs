@@ -379,9 +379,13 @@ impl Worker {
         job: &db::JobRow,
     ) -> Result<Outcome, FlowError> {
         let once = || async {
-            match tokio::time::timeout(self.settings.job_timeout, runner.run(self, publisher, job))
-                .await
-            {
+            // Per-request retries never start a wait the attempt's timeout would cut short:
+            // the attempt then ends with authentik's error, not with "timed out".
+            let run = crate::authentik::with_retry_deadline(
+                self.settings.job_timeout,
+                runner.run(self, publisher, job),
+            );
+            match tokio::time::timeout(self.settings.job_timeout, run).await {
                 Ok(result) => result,
                 Err(_) => Err(FlowError::TimedOut {
                     secs: self.settings.job_timeout.as_secs(),

@@ -41,7 +41,7 @@ async fn peak_with(max_concurrency: usize) -> usize {
     let (url, peak) = counting_authentik().await;
     let options = ClientOptions {
         max_concurrency,
-        ca_file: None,
+        ..ClientOptions::default()
     };
     let client = Client::with_options(
         &url,
@@ -96,8 +96,8 @@ fn client_options_read_the_cap_and_refuse_zero() {
 
 fn client_with_ca(path: &std::path::Path) -> Result<Client, String> {
     let options = ClientOptions {
-        max_concurrency: 8,
         ca_file: Some(path.to_owned()),
+        ..ClientOptions::default()
     };
     Client::with_options(
         "https://authentik.internal",

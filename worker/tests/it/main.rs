@@ -10,6 +10,7 @@ mod oauth_oidc;
 mod pipeline;
 mod proxy;
 mod redaction;
+mod request_retry;
 mod request_schemas;
 mod saml;
 mod wikijs;

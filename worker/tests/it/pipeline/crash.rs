@@ -24,6 +24,8 @@ use super::harness::{
 const WAIT: Duration = Duration::from_secs(240);
 /// Jobs waiting or running at once, so kills land while work is in flight.
 const MAX_OPEN: i64 = 40;
+/// Added to every authentik request.
+const LATENCY_MS: u64 = 30;
 
 fn count(var: &str, default: usize) -> usize {
     match std::env::var(var) {
@@ -64,9 +66,10 @@ async fn sigkilled_worker_processes_lose_and_duplicate_nothing() {
     .await;
     let mut services: Vec<String> = bundled.iter().map(|s| (*s).to_owned()).collect();
     services.extend(generate_services(&p.platform, 24, 3));
-    // A little latency per request so a kill often lands inside a flow, not between flows.
+    // Latency per request makes a job take a few hundred milliseconds, as against a real
+    // authentik: with jobs of a few milliseconds, kills rarely land while one runs.
     p.platform.sim.set_faults(Faults {
-        latency: Duration::from_millis(3),
+        latency: Duration::from_millis(LATENCY_MS),
         ..Faults::default()
     });
 
@@ -137,23 +140,37 @@ async fn sigkilled_worker_processes_lose_and_duplicate_nothing() {
             )
         })
         .collect();
-    let interrupted: i64 =
-        sqlx::query_scalar("select count(*) from attempts where finished_at is null")
-            .fetch_one(&p.pool)
-            .await
-            .expect("interrupted attempts");
+    // An attempt a kill interrupted is closed as `abandoned` when its job is claimed again.
+    // Each worker process has its own name, so the workers named by abandoned attempts are
+    // the kills that landed while an attempt was running.
+    let (interrupted, kills_mid_job, open): (i64, i64, i64) = sqlx::query_as(
+        "select count(*) filter (where outcome = 'abandoned'),
+                count(distinct worker) filter (where outcome = 'abandoned'),
+                count(*) filter (where finished_at is null)
+         from attempts",
+    )
+    .fetch_one(&p.pool)
+    .await
+    .expect("interrupted attempts");
     let duplicated: usize = services
         .iter()
         .map(|s| p.platform.apps_with_slug(s).saturating_sub(1))
         .sum();
     println!(
         "crash run (seed {seed}): jobs={} enqueues={enqueues} services={} kills={kills} \
-         restarts={restarts} interrupted_attempts={interrupted} terminal={} lost={lost} dup={duplicated}",
+         restarts={restarts} interrupted_attempts={interrupted} kills_mid_job={kills_mid_job} open_attempts={open} terminal={} lost={lost} dup={duplicated}",
         ids.len(),
         services.len(),
         rows.len(),
     );
     assert_eq!(lost, 0, "jobs without a row");
+    assert_eq!(open, 0, "attempts never closed");
+    // At least a quarter of the kills must land while an attempt runs, or the run proves
+    // little about crashes mid-job.
+    assert!(
+        kills_mid_job as usize * 4 >= kills,
+        "only {kills_mid_job} of {kills} kills landed while an attempt was running"
+    );
     assert!(not_succeeded.is_empty(), "{not_succeeded:#?}");
     assert_end_state(&p.platform, &services);
 

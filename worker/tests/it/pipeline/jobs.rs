@@ -341,3 +341,53 @@ async fn shutdown_finishes_the_in_flight_job() {
         .expect("row");
     assert_eq!(row.status.as_str(), "succeeded", "{:?}", row.last_error);
 }
+
+#[tokio::test]
+async fn an_attempt_abandoned_by_a_dead_worker_is_closed_when_the_job_is_claimed_again() {
+    let mut p = Pipeline::new(&["redmine"]).await;
+    let job = p.enqueue("redmine", Action::Add).await;
+    // A worker claims the job and dies before its outcome: its attempt stays open.
+    let claimed = worker::pipeline::db::start_attempt(
+        &p.pool,
+        job.id,
+        "worker-that-died",
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("claim");
+    assert_eq!(claimed, Some(1));
+    // The broker redelivers the message to a live worker.
+    p.start_worker();
+    let row = p.finished(job.id, WAIT).await;
+    assert_eq!(row.status.as_str(), "succeeded", "{:?}", row.last_error);
+    assert_eq!(row.attempts, 2);
+
+    let history = worker::pipeline::queries::history(&p.pool, "redmine", 5)
+        .await
+        .expect("history");
+    let attempts = &history[0].attempts;
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    let abandoned = &attempts[0];
+    assert_eq!(
+        (
+            abandoned.attempt,
+            abandoned.outcome.as_str(),
+            abandoned.worker.as_str()
+        ),
+        (1, "abandoned", "worker-that-died")
+    );
+    assert!(
+        abandoned.finished_at.is_some(),
+        "the abandoned attempt has no end"
+    );
+    match &abandoned.detail {
+        Some(Outcome::Failed { reason, .. }) => assert!(
+            reason.contains("worker worker-that-died stopped before finishing it")
+                && reason.contains(&format!("claimed by {}", p.settings.worker_name)),
+            "{reason}"
+        ),
+        other => panic!("the abandoned attempt says nothing about why: {other:?}"),
+    }
+    assert_eq!(attempts[1].outcome, "updated");
+    p.stop_workers().await;
+}
