@@ -105,21 +105,7 @@ async fn status_page_in_chromium_lists_every_service_and_shows_drift_red_with_it
         return;
     };
     let h = Harness::start(&ALL).await;
-    for service in ["grafana", "redmine"] {
-        let (code, out) = h.pma(&["fix", service]).await;
-        assert_eq!(code, 0, "{out}");
-    }
-    // Drift: the manifest now wants another redirect path than authentik has.
-    let manifest = h.dir.path().join("packages/grafana/manifest.yaml");
-    let text = std::fs::read_to_string(&manifest).expect("manifest");
-    std::fs::write(
-        &manifest,
-        text.replace(
-            "redirect_path: /login/generic_oauth",
-            "redirect_path: /login/moved",
-        ),
-    )
-    .expect("manifest");
+    fixed_then_grafana_moved(&h, &["grafana", "redmine"]).await;
     for service in ["grafana", "redmine"] {
         h.pma(&["check", service]).await;
     }
@@ -218,11 +204,10 @@ fn status_page_refuses_a_public_address_without_a_token() {
     assert!(token.is_none());
 }
 
-/// Three services fixed, grafana drifted and found red by three sweeps, uptime-kuma's login
-/// path unverified: the state an operator's page is in on a bad day.
-async fn bad_day() -> Harness {
-    let h = Harness::start(&["grafana", "redmine", "uptime-kuma"]).await;
-    for service in ["grafana", "redmine", "uptime-kuma"] {
+/// `fix` for each of `services`, then drift: grafana's manifest now wants another redirect
+/// path than authentik has.
+async fn fixed_then_grafana_moved(h: &Harness, services: &[&str]) {
+    for service in services {
         let (code, out) = h.pma(&["fix", service]).await;
         assert_eq!(code, 0, "{out}");
     }
@@ -236,6 +221,13 @@ async fn bad_day() -> Harness {
         ),
     )
     .expect("manifest");
+}
+
+/// Three services fixed, grafana drifted and found red by three sweeps, uptime-kuma's login
+/// path unverified: the state an operator's page is in on a bad day.
+async fn bad_day() -> Harness {
+    let h = Harness::start(&["grafana", "redmine", "uptime-kuma"]).await;
+    fixed_then_grafana_moved(&h, &["grafana", "redmine", "uptime-kuma"]).await;
     for _ in 0..3 {
         let (code, out) = h.pma(&["sweep"]).await;
         assert_eq!(code, 1, "{out}");

@@ -10,12 +10,10 @@ use std::collections::BTreeSet;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::json;
-use testkit::{ZammadHandle, ZammadSim};
+use testkit::ZammadHandle;
 use worker::{Action, Report};
 
 use crate::support::Platform;
-
-const ZAMMAD_TOKEN: &str = "zammad-api-token-plan-fix";
 
 /// One kind of drift, made behind pma-sso's back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,16 +166,8 @@ fn recorded(p: &Platform, before: &Before) -> BTreeSet<Write> {
 
 async fn platform(service: &str) -> (Platform, Option<ZammadHandle>) {
     if service == "zammad" {
-        let zammad = ZammadSim::new(ZAMMAD_TOKEN).start().await;
-        let p = Platform::with_env(
-            &["zammad"],
-            &format!(
-                "DOMAIN=example.org\nZAMMAD_URL={}\nZAMMAD_API_TOKEN={ZAMMAD_TOKEN}\n",
-                zammad.base_url()
-            ),
-        )
-        .await;
-        (p, Some(zammad))
+        let s = crate::saml::setup().await;
+        (s.p, Some(s.zammad))
     } else {
         (Platform::new(&[service]).await, None)
     }

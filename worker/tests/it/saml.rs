@@ -11,12 +11,13 @@ use crate::support::Platform;
 const ZAMMAD_TOKEN: &str = "zammad-api-token-7d41e9";
 const SELF_SIGNED: &str = "authentik Self-signed Certificate";
 
-struct Setup {
-    p: Platform,
-    zammad: ZammadHandle,
+pub struct Setup {
+    pub p: Platform,
+    pub zammad: ZammadHandle,
 }
 
-async fn setup() -> Setup {
+/// Zammad's package with the authentik and Zammad stand-ins, nothing added yet.
+pub async fn setup() -> Setup {
     let zammad = ZammadSim::new(ZAMMAD_TOKEN).start().await;
     let p = Platform::with_env(
         &["zammad"],
