@@ -71,5 +71,23 @@ async fn every_json_output_matches_its_committed_schema() {
     let (code, out) = h.pma(&["--json", "retry", "--failed"]).await;
     assert_eq!(code, 0, "{out}");
     valid("retry", &out);
+    let (code, out) = h.pma(&["--json", "history", "grafana"]).await;
+    assert_eq!(code, 0, "{out}");
+    valid("history", &out);
+
+    // An application of ours that no manifest claims any more.
+    h.remove_package("redmine");
+    let (code, out) = h.pma(&["--json", "orphans"]).await;
+    assert_eq!(code, 1, "{out}");
+    let orphans = valid("orphans", &out);
+    assert_eq!(orphans[0]["application"], "redmine", "{out}");
+    let (code, out) = h.pma(&["--json", "orphans", "--prune"]).await;
+    assert_eq!(code, 0, "{out}");
+    let pruned = valid("orphans", &out);
+    assert_eq!(
+        pruned[1]["deleted"],
+        serde_json::json!(["application", "provider"]),
+        "{out}"
+    );
     h.finish().await;
 }
