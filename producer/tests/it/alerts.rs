@@ -87,6 +87,7 @@ fn the_alert_rules_fire_when_promtool_says_they_should() {
     for alert in [
         "PmaSsoServiceRed",
         "PmaSsoNoSweep",
+        "PmaSsoNeverSwept",
         "PmaSsoSweepFailing",
         "PmaSsoDeadJobsWaiting",
         "PmaSsoNoLiveWorker",
