@@ -1,8 +1,9 @@
-//! `plan` is what `fix` will do. Generated drifts — for oauth, oidc, saml and proxy, every kind
-//! of authentik-side drift each type knows, several at once — are planned (`check`'s drifts and
+//! `plan` is what `fix` will do. Generated drifts — for every type (oauth, oidc, saml, proxy,
+//! wikijs, frappe), each kind of authentik-side drift it knows, several at once — are planned (`check`'s drifts and
 //! their remedies, what `pma-sso plan` prints), then fixed; the writes the stand-ins recorded
 //! (objects created, fields changed) must be exactly the ones the plan listed, object and
-//! field, and Zammad is written to exactly when the plan says so. `PMA_SSO_PLAN_CASES` sets the
+//! field, and the service's own stand-in (Zammad, Wiki.js, Frappe) is written to exactly when
+//! the plan says so. `PMA_SSO_PLAN_CASES` sets the
 //! number of cases (16 here and in CI; `just plan-fix` runs 300).
 
 use std::collections::BTreeSet;
@@ -10,7 +11,7 @@ use std::collections::BTreeSet;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::json;
-use testkit::ZammadHandle;
+use testkit::{FrappeHandle, WikijsHandle, ZammadHandle};
 use worker::{Action, Report};
 
 use crate::support::Platform;
@@ -30,21 +31,36 @@ enum Kind {
     SamlSigningKeypair,
     ExternalHost,
     OffTheOutpost,
+    /// Changed in the service itself: SAML switched off in Zammad, the client secret typed
+    /// into Wiki.js's strategy or Frappe's Social Login Key.
+    InTheService,
 }
 
+/// What oauth2-provider services (oauth, oidc, wikijs, frappe) can drift in.
+const OAUTH2: &[Kind] = &[
+    Kind::DeleteApplication,
+    Kind::DeleteProvider,
+    Kind::ApplicationName,
+    Kind::LaunchUrl,
+    Kind::RedirectUris,
+    Kind::ClientSecret,
+];
+
+const WITH_SERVICE: &[Kind] = &[
+    Kind::DeleteApplication,
+    Kind::DeleteProvider,
+    Kind::ApplicationName,
+    Kind::LaunchUrl,
+    Kind::RedirectUris,
+    Kind::ClientSecret,
+    Kind::InTheService,
+];
+
 /// The service that stands for each type, and the kinds of drift it can have.
-const CASES: [(&str, &[Kind]); 4] = [
-    (
-        "redmine",
-        &[
-            Kind::DeleteApplication,
-            Kind::DeleteProvider,
-            Kind::ApplicationName,
-            Kind::LaunchUrl,
-            Kind::RedirectUris,
-            Kind::ClientSecret,
-        ],
-    ),
+const CASES: [(&str, &[Kind]); 6] = [
+    ("wikijs", WITH_SERVICE),
+    ("erpnext", WITH_SERVICE),
+    ("redmine", OAUTH2),
     (
         "grafana",
         &[
@@ -67,6 +83,7 @@ const CASES: [(&str, &[Kind]); 4] = [
             Kind::AcsUrl,
             Kind::Audience,
             Kind::SamlSigningKeypair,
+            Kind::InTheService,
         ],
     ),
     (
@@ -164,16 +181,55 @@ fn recorded(p: &Platform, before: &Before) -> BTreeSet<Write> {
     writes
 }
 
-async fn platform(service: &str) -> (Platform, Option<ZammadHandle>) {
-    if service == "zammad" {
-        let s = crate::saml::setup().await;
-        (s.p, Some(s.zammad))
-    } else {
-        (Platform::new(&[service]).await, None)
+/// The service's own stand-in, where it has one: its writes are compared with the plan too.
+enum ServiceSide {
+    None,
+    Zammad(ZammadHandle),
+    Wikijs(WikijsHandle),
+    Frappe(FrappeHandle),
+}
+
+impl ServiceSide {
+    fn writes(&self) -> usize {
+        match self {
+            ServiceSide::None => 0,
+            ServiceSide::Zammad(z) => z.write_count(),
+            ServiceSide::Wikijs(w) => w.write_count(),
+            ServiceSide::Frappe(f) => f.write_count(),
+        }
     }
 }
 
-fn drift(p: &Platform, service: &str, kinds: &[Kind]) {
+async fn platform(service: &str) -> (Platform, ServiceSide) {
+    match service {
+        "zammad" => {
+            let s = crate::saml::setup().await;
+            (s.p, ServiceSide::Zammad(s.zammad))
+        }
+        "wikijs" => {
+            let w = crate::wikijs::platform(crate::wikijs::Access::Admin, "").await;
+            (w.p, ServiceSide::Wikijs(w.wiki))
+        }
+        "erpnext" => {
+            let e = crate::frappe::platform(crate::frappe::full_env).await;
+            (e.p, ServiceSide::Frappe(e.frappe))
+        }
+        _ => (Platform::new(&[service]).await, ServiceSide::None),
+    }
+}
+
+/// Whether the plan writes to the service itself (its settings, strategy or document).
+fn plans_service_write(report: &Report) -> bool {
+    report.drifts.iter().any(|d| {
+        let object = d.field.split(['.', '[']).next().unwrap_or("");
+        !matches!(
+            object,
+            "application" | "provider" | "outpost" | "scope_mapping" | "saml_mapping" | "env"
+        ) && !d.remedy.starts_with("nothing to write")
+    })
+}
+
+fn drift(p: &Platform, side: &ServiceSide, service: &str, kinds: &[Kind]) {
     let provider = format!("pma-sso-{service}");
     let sim = &p.sim;
     // Changes first, deletions last: a deleted object cannot be changed.
@@ -208,6 +264,14 @@ fn drift(p: &Platform, service: &str, kinds: &[Kind]) {
             Kind::OffTheOutpost => {
                 sim.patch_outpost("authentik Embedded Outpost", json!({"providers": []}));
             }
+            Kind::InTheService => match side {
+                ServiceSide::Zammad(z) => z.set_setting("auth_saml", json!(false)),
+                ServiceSide::Wikijs(w) => {
+                    w.set_strategy_config("authentik", "clientSecret", json!("typed-in-the-ui"));
+                }
+                ServiceSide::Frappe(f) => f.set_client_secret("authentik", "typed-in-the-ui"),
+                ServiceSide::None => {}
+            },
             Kind::DeleteApplication | Kind::DeleteProvider => {}
         }
     }
@@ -227,10 +291,10 @@ fn one_case(service: &str, kinds: &[Kind]) -> Result<(), TestCaseError> {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let (p, zammad) = platform(service).await;
+        let (p, side) = platform(service).await;
         p.ctx.apply(service, Action::Add).await.expect("add");
-        drift(&p, service, kinds);
-        let zammad_writes = zammad.as_ref().map(ZammadHandle::write_count);
+        drift(&p, &side, service, kinds);
+        let service_writes = side.writes();
         let plan = p.ctx.check(service).await.expect("plan");
         prop_assert!(!plan.in_sync(), "{kinds:?} made no drift");
         let before = Before::take(&p);
@@ -248,20 +312,15 @@ fn one_case(service: &str, kinds: &[Kind]) -> Result<(), TestCaseError> {
             planned,
             plan.drifts
         );
-        // The service side: Zammad is written to only when the plan says so.
-        if let (Some(zammad), Some(before)) = (&zammad, zammad_writes) {
-            let plans_a_setting = plan
-                .drifts
-                .iter()
-                .any(|d| d.remedy.starts_with("write setting"));
-            prop_assert_eq!(
-                zammad.write_count() > before,
-                plans_a_setting,
-                "{:?}: Zammad writes vs plan {:?}",
-                kinds,
-                plan.drifts
-            );
-        }
+        // The service side: written to exactly when the plan says so.
+        prop_assert_eq!(
+            side.writes() > service_writes,
+            plans_service_write(&plan),
+            "{} {:?}: service writes vs plan {:?}",
+            service,
+            kinds,
+            plan.drifts
+        );
         let after = p.ctx.check(service).await.expect("check after fix");
         prop_assert!(after.in_sync(), "{kinds:?}: {}", after.line());
         Ok(())
