@@ -157,6 +157,31 @@ pub enum Status {
 }
 
 pub async fn run(cli: Cli, out: &mut dyn Write) -> Status {
+    if !cli.json || matches!(cli.command, Command::Serve) {
+        return run_command(cli, out).await;
+    }
+    // With --json, a command that failed before it had anything to print says why as JSON too
+    // (`{"error": "…"}`, schemas/output/error.schema.json), not as a text line.
+    let mut printed = Vec::new();
+    let status = run_command(cli, &mut printed).await;
+    let text = String::from_utf8_lossy(&printed);
+    let errors: Option<Vec<&str>> = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.strip_prefix("error: "))
+        .collect();
+    match errors {
+        Some(errors) if status == Status::Error && !errors.is_empty() => {
+            let _ = writeln!(out, "{}", serde_json::json!({ "error": errors.join("; ") }));
+        }
+        _ => {
+            let _ = out.write_all(&printed);
+        }
+    }
+    status
+}
+
+async fn run_command(cli: Cli, out: &mut dyn Write) -> Status {
     // The git hook's commands run before authentik settings are read: a commit must never wait
     // on, or fail because of, anything but the job store.
     match &cli.command {

@@ -39,6 +39,16 @@ async fn every_json_output_matches_its_committed_schema() {
     assert_eq!(code, 1, "{out}");
     let rows = valid("check", &out);
     assert_eq!(rows[0]["state"], "red", "{out}");
+    // A command that cannot run says why in JSON too.
+    let (code, out) = h.pma(&["--json", "check", "zzz"]).await;
+    assert_eq!(code, 2, "{out}");
+    let error = valid("error", &out);
+    assert!(
+        error["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("no service `zzz`")),
+        "{out}"
+    );
 
     let (code, out) = h.pma(&["--json", "add", "grafana"]).await;
     assert_eq!(code, 0, "{out}");
