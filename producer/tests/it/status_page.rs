@@ -56,6 +56,17 @@ fn chromium() -> Option<&'static str> {
     })
 }
 
+/// The browser, or `None` after a note (a failure under `CI`).
+fn chromium_or_skip() -> Option<&'static str> {
+    let browser = chromium();
+    if browser.is_none() {
+        let msg = "chromium is not installed (apt-get install -y chromium); `.ci/run` installs it";
+        assert!(std::env::var_os("CI").is_none(), "{msg}");
+        eprintln!("note: skipped the status page browser test: {msg}");
+    }
+    browser
+}
+
 async fn dump_dom(browser: &str, url: &str) -> String {
     let profile = tempfile::tempdir().expect("profile");
     let mut cmd = tokio::process::Command::new(browser);
@@ -98,10 +109,7 @@ fn row<'a>(dom: &'a str, service: &str) -> &'a str {
 
 #[tokio::test]
 async fn status_page_in_chromium_lists_every_service_and_shows_drift_red_with_its_reason() {
-    let Some(browser) = chromium() else {
-        let msg = "chromium is not installed (apt-get install -y chromium); `.ci/run` installs it";
-        assert!(std::env::var_os("CI").is_none(), "{msg}");
-        eprintln!("note: skipped the status page browser test: {msg}");
+    let Some(browser) = chromium_or_skip() else {
         return;
     };
     let h = Harness::start(&ALL).await;
@@ -305,10 +313,7 @@ async fn metrics_export_each_services_state_red_sweeps_the_last_sweep_jobs_and_l
 
 #[tokio::test]
 async fn status_page_in_chromium_shows_counts_the_sweep_workers_commands_and_collapsed_history() {
-    let Some(browser) = chromium() else {
-        let msg = "chromium is not installed (apt-get install -y chromium); `.ci/run` installs it";
-        assert!(std::env::var_os("CI").is_none(), "{msg}");
-        eprintln!("note: skipped the status page browser test: {msg}");
+    let Some(browser) = chromium_or_skip() else {
         return;
     };
     let h = bad_day().await;
