@@ -56,6 +56,15 @@ fn chromium() -> Option<&'static str> {
     })
 }
 
+async fn scrape(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body")
+}
+
 /// The browser, or `None` after a note (a failure under `CI`).
 fn chromium_or_skip() -> Option<&'static str> {
     let browser = chromium();
@@ -251,12 +260,7 @@ async fn metrics_export_each_services_state_red_sweeps_the_last_sweep_jobs_and_l
     let broker = Arc::new(JobClient::connect(&h.pipeline).await.expect("broker"));
     let stop = CancellationToken::new();
     let base = serve_page_with(&h, None, Some(broker), stop.clone()).await;
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("body");
+    let text = scrape(&base).await;
     let value = |series: &str| -> f64 {
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
@@ -300,12 +304,7 @@ async fn metrics_export_each_services_state_red_sweeps_the_last_sweep_jobs_and_l
 
     // A removed service's series go with its manifest.
     h.remove_package("redmine");
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("body");
+    let text = scrape(&base).await;
     assert!(!text.contains("service=\"redmine\""), "{text}");
     stop.cancel();
     h.finish().await;
