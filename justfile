@@ -39,3 +39,7 @@ crash-run jobs="500" kills="20":
 # Benchmarks: figures, not pass/fail.
 bench:
     cargo run --release -p bench
+
+# plan == fix over many generated drifts (CI runs 16 cases).
+plan-fix cases="300":
+    PMA_SSO_PLAN_CASES={{cases}} cargo test -p worker --test it -- plan_fix

@@ -15,6 +15,7 @@ use schemas::job::Action;
 use worker::{Context, Settings};
 
 use crate::commands;
+use crate::commands::jobs::Shape;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -118,7 +119,12 @@ pub enum Command {
     /// Walk each service's login path against authentik's protocol endpoints (discovery,
     /// JWKS, token grant, redirects, SAML metadata, the outpost's forward auth) with the values
     /// the service holds.
-    Verify { service: Option<String> },
+    Verify {
+        service: Option<String>,
+        /// Exit 1 when a login path could not be probed (unverified), not only when red.
+        #[arg(long)]
+        strict: bool,
+    },
     /// A new client secret: written to .env, set in authentik, delivered; then verify. Runs
     /// as a job under the service's lock, like `fix`.
     Rotate {
@@ -127,13 +133,18 @@ pub enum Command {
         #[arg(long, conflicts_with = "service")]
         all: bool,
     },
-    /// Re-enqueue a dead or failed job, or every dead (`--dead`) or failed (`--failed`) one.
+    /// Re-enqueue a dead or failed job, or every dead (`--dead`) or failed (`--failed`) one;
+    /// jobs that cannot succeed as things are are skipped, saying why, unless `--all`.
     Retry {
         job: Option<String>,
         #[arg(long)]
         dead: bool,
         #[arg(long)]
         failed: bool,
+        /// Also retry jobs that cannot succeed as things are (no manifest, invalid manifest,
+        /// a request authentik refused as invalid).
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -146,6 +157,31 @@ pub enum Status {
 }
 
 pub async fn run(cli: Cli, out: &mut dyn Write) -> Status {
+    if !cli.json || matches!(cli.command, Command::Serve) {
+        return run_command(cli, out).await;
+    }
+    // With --json, a command that failed before it had anything to print says why as JSON too
+    // (`{"error": "…"}`, schemas/output/error.schema.json), not as a text line.
+    let mut printed = Vec::new();
+    let status = run_command(cli, &mut printed).await;
+    let text = String::from_utf8_lossy(&printed);
+    let errors: Option<Vec<&str>> = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.strip_prefix("error: "))
+        .collect();
+    match errors {
+        Some(errors) if status == Status::Error && !errors.is_empty() => {
+            let _ = writeln!(out, "{}", serde_json::json!({ "error": errors.join("; ") }));
+        }
+        _ => {
+            let _ = out.write_all(&printed);
+        }
+    }
+    status
+}
+
+async fn run_command(cli: Cli, out: &mut dyn Write) -> Status {
     // The git hook's commands run before authentik settings are read: a commit must never wait
     // on, or fail because of, anything but the job store.
     match &cli.command {
@@ -180,18 +216,36 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Status {
     };
     match cli.command {
         Command::Check { service } => {
-            commands::jobs::run(&ctx, &opts, Action::Check, service.as_deref(), false, out).await
+            commands::jobs::run(
+                &ctx,
+                &opts,
+                Action::Check,
+                service.as_deref(),
+                Shape::Lines,
+                out,
+            )
+            .await
         }
         Command::Plan { service } => {
-            commands::jobs::run(&ctx, &opts, Action::Check, service.as_deref(), true, out).await
+            commands::jobs::run(
+                &ctx,
+                &opts,
+                Action::Check,
+                service.as_deref(),
+                Shape::Plan,
+                out,
+            )
+            .await
         }
         Command::Add { service } => {
-            commands::jobs::run(&ctx, &opts, Action::Add, Some(&service), false, out).await
+            commands::jobs::run(&ctx, &opts, Action::Add, Some(&service), Shape::Lines, out).await
         }
         Command::Fix { service } => {
-            commands::jobs::run(&ctx, &opts, Action::Fix, Some(&service), false, out).await
+            commands::jobs::run(&ctx, &opts, Action::Fix, Some(&service), Shape::Lines, out).await
         }
-        Command::FixAll => commands::jobs::run(&ctx, &opts, Action::Fix, None, false, out).await,
+        Command::FixAll => {
+            commands::jobs::run(&ctx, &opts, Action::Fix, None, Shape::Lines, out).await
+        }
         Command::Serve => commands::serve::serve(&ctx, out).await,
         Command::Doctor => commands::doctor::run(&ctx, out).await,
         Command::PruneHistory { keep } => commands::prune::run(&ctx, keep, out).await,
@@ -208,15 +262,18 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Status {
         Command::Adopt { service, yes } => {
             commands::adopt::run(&ctx, &opts, &service, yes, out).await
         }
-        Command::Verify { service } => {
-            commands::verify::verify(&ctx, &opts, service.as_deref(), out).await
+        Command::Verify { service, strict } => {
+            commands::verify::verify(&ctx, &opts, service.as_deref(), strict, out).await
         }
         Command::Rotate { service, all } => {
             commands::verify::rotate(&ctx, &opts, service.as_deref(), all, out).await
         }
-        Command::Retry { job, dead, failed } => {
-            commands::retry::run(&ctx, &opts, job.as_deref(), dead, failed, out).await
-        }
+        Command::Retry {
+            job,
+            dead,
+            failed,
+            all,
+        } => commands::retry::run(&ctx, &opts, job.as_deref(), dead, failed, all, out).await,
     }
 }
 

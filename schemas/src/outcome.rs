@@ -47,6 +47,33 @@ pub struct Report {
     /// since been deleted is traced back to its service.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub objects: BTreeMap<String, String>,
+    /// `verify` only: probes that could not be made, each with why (no outpost URL, no
+    /// deliveries to read back, …). Without drift, a report with any is *unverified*, never
+    /// green: nothing proved the login path works.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unverified: Vec<String>,
+}
+
+/// What a report says, in the three states an operator acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Everything compared (or every probe ran) and matched.
+    Green,
+    /// Something differs or a probe failed.
+    Red,
+    /// Nothing differs, but some probe could not be made.
+    Unverified,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Green => "green",
+            State::Red => "red",
+            State::Unverified => "unverified",
+        }
+    }
 }
 
 impl Report {
@@ -54,24 +81,64 @@ impl Report {
         self.drifts.is_empty()
     }
 
-    /// The seed's one-line format.
-    pub fn line(&self) -> String {
-        if self.in_sync() {
-            let mut line = format!("✓ {} ({}) — {}", self.service, self.kind, self.summary);
-            for warning in &self.warnings {
-                line.push_str(&format!(" (warning: {warning})"));
-            }
-            line
+    pub fn state(&self) -> State {
+        if !self.drifts.is_empty() {
+            State::Red
+        } else if !self.unverified.is_empty() {
+            State::Unverified
         } else {
-            let reasons: Vec<&str> = self.drifts.iter().map(|d| d.message.as_str()).collect();
-            format!(
-                "❌ {} ({}) — {}",
-                self.service,
-                self.kind,
-                reasons.join("; ")
-            )
+            State::Green
         }
     }
+
+    /// What the line says after its `<mark> <svc> (<type>) — ` head: the summary, each drift's
+    /// reason, or why the probes were not made. `--json` prints this as `summary`.
+    pub fn reason(&self) -> String {
+        match self.state() {
+            State::Green => {
+                let mut text = self.summary.clone();
+                for warning in &self.warnings {
+                    text.push_str(&format!(" (warning: {warning})"));
+                }
+                text
+            }
+            State::Red => {
+                let reasons: Vec<&str> = self.drifts.iter().map(|d| d.message.as_str()).collect();
+                reasons.join("; ")
+            }
+            State::Unverified => format!("not probed: {}", self.unverified.join("; ")),
+        }
+    }
+
+    /// The seed's one-line format; `⚠` marks an unverified one.
+    pub fn line(&self) -> String {
+        let mark = match self.state() {
+            State::Green => "✓",
+            State::Red => "❌",
+            State::Unverified => "⚠",
+        };
+        format!(
+            "{mark} {} ({}) — {}",
+            self.service,
+            self.kind,
+            self.reason()
+        )
+    }
+}
+
+/// `text` cut to at most `max` characters for a report line: on a character boundary, at the
+/// last space before the limit when there is one (a command is not cut mid-word), and marked
+/// with `…` when anything was left out.
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    let cut = match cut.rfind(' ') {
+        Some(at) if at > 0 => &cut[..at],
+        _ => cut.as_str(),
+    };
+    format!("{}…", cut.trim_end())
 }
 
 /// What an add or fix changed.
@@ -103,5 +170,43 @@ impl Applied {
         } else {
             format!("✓ {service} ({kind}) — {}", self.actions.join("; "))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shorten_cuts_between_words_on_a_character_boundary_and_marks_the_cut() {
+        assert_eq!(shorten("short", 10), "short");
+        let command = r#"occ config:app:set sociallogin custom_providers --value={"p":1}"#;
+        let shown = shorten(command, 60);
+        assert_eq!(shown, "occ config:app:set sociallogin custom_providers…");
+        assert!(shown.chars().count() <= 60);
+        // No space to cut at: a character boundary, never inside a multi-byte character.
+        assert_eq!(shorten("ééééééééé", 5), "éééé…");
+    }
+
+    #[test]
+    fn an_unverified_report_is_neither_green_nor_red_and_its_line_says_why() {
+        let mut report = Report {
+            service: "kuma".into(),
+            kind: SsoKind::Proxy,
+            summary: "login path works".into(),
+            drifts: Vec::new(),
+            warnings: Vec::new(),
+            objects: BTreeMap::new(),
+            unverified: vec!["no outpost URL configured".into()],
+        };
+        assert_eq!(report.state(), State::Unverified);
+        assert_eq!(
+            report.line(),
+            "⚠ kuma (proxy) — not probed: no outpost URL configured"
+        );
+        report.drifts.push(Drift::new("verify.x", "bad", "fix"));
+        assert_eq!(report.state(), State::Red);
+        assert_eq!(report.line(), "❌ kuma (proxy) — bad");
+        assert_eq!(report.reason(), "bad");
     }
 }

@@ -330,7 +330,7 @@ impl Deliverer<'_> {
             ),
             format!(
                 "run `{}` in {}",
-                plan.argv.join(" ").chars().take(60).collect::<String>(),
+                schemas::outcome::shorten(&plan.argv.join(" "), 60),
                 plan.service
             ),
         )])

@@ -89,38 +89,45 @@ async fn verify_with(
     let svc = Service { package, env: &env };
     let live = snapshot.live(&package.manifest);
     let kind = package.manifest.kind();
+    let mut unverified = Vec::new();
     let (summary, drifts) = match kind {
         SsoKind::Oauth | SsoKind::Oidc | SsoKind::Wikijs | SsoKind::Frappe => {
             let mut drifts = oauth2(ctx, &svc, &live).await?;
-            drifts.extend(service_holds(ctx, &svc, &live).await?);
+            drifts.extend(service_holds(ctx, &svc, &live, &mut unverified).await?);
             (
-                "login path works: discovery, JWKS, token grant, redirects accepted".to_owned(),
+                "login path works: discovery, JWKS, token grant, redirects accepted",
                 drifts,
             )
         }
         SsoKind::Saml => (
-            "login path works: IdP metadata, signing cert trusted".to_owned(),
-            saml(ctx, &svc, &live).await?,
+            "login path works: IdP metadata, signing cert trusted, the service's SAML settings match",
+            saml(ctx, &svc, &live, &mut unverified).await?,
         ),
         SsoKind::Proxy => match setting(&env, OUTPOST_URL) {
-            None => (
-                format!("not probed: no outpost URL configured ({OUTPOST_URL})"),
-                Vec::new(),
-            ),
+            None => {
+                unverified.push(format!("no outpost URL configured ({OUTPOST_URL})"));
+                ("", Vec::new())
+            }
             Some(outpost) => (
-                "login path works: the outpost redirects an anonymous request to log in".to_owned(),
-                proxy(ctx, &svc, &live, &outpost).await?,
+                "login path works: the outpost redirects an anonymous request to log in",
+                proxy(ctx, &svc, &live, &outpost, &mut unverified).await?,
             ),
         },
     };
     Ok(Report {
         service: package.manifest.name.to_string(),
         kind,
-        summary,
+        summary: summary.to_owned(),
         drifts,
         warnings: Vec::new(),
         objects: Default::default(),
+        unverified,
     })
+}
+
+/// Why a service with no `deliver:` block cannot be verified on its side.
+fn nothing_delivered() -> String {
+    "no deliveries to read back (the manifest has no `deliver:` block, so nothing shows what the service was told)".to_owned()
 }
 
 /// Where the outpost that guards proxy services answers (for the embedded outpost: the
@@ -378,9 +385,14 @@ async fn service_holds(
     ctx: &Context,
     svc: &Service<'_>,
     live: &Live<'_>,
+    unverified: &mut Vec<String>,
 ) -> Result<Vec<Drift>, FlowError> {
     match svc.package.manifest.kind() {
         SsoKind::Oauth | SsoKind::Oidc => {
+            if svc.package.manifest.deliveries().is_empty() {
+                unverified.push(nothing_delivered());
+                return Ok(Vec::new());
+            }
             let drifts = flows::check_deliveries(ctx, svc, &Extras::default()).await?;
             Ok(drifts
                 .into_iter()
@@ -431,6 +443,7 @@ async fn proxy(
     svc: &Service<'_>,
     live: &Live<'_>,
     outpost: &str,
+    unverified: &mut Vec<String>,
 ) -> Result<Vec<Drift>, FlowError> {
     let Some(provider) = live.proxy else {
         return Ok(vec![probe_drift(
@@ -442,11 +455,11 @@ async fn proxy(
         )]);
     };
     if provider.mode == "proxy" {
-        return Ok(vec![probe_drift(
-            "outpost",
-            "not probed: mode proxy has no forward-auth endpoint (the outpost serves the service itself)"
+        unverified.push(
+            "mode proxy has no forward-auth endpoint (the outpost serves the service itself)"
                 .to_owned(),
-        )]);
+        );
+        return Ok(Vec::new());
     }
     let scope = scope(ctx, svc, &Extras::default());
     let service_url = var(&scope, Var::ServiceUrl)?;
@@ -615,7 +628,12 @@ fn accepts(uri: &RedirectUri, sent: &str) -> bool {
     }
 }
 
-async fn saml(ctx: &Context, svc: &Service<'_>, live: &Live<'_>) -> Result<Vec<Drift>, FlowError> {
+async fn saml(
+    ctx: &Context,
+    svc: &Service<'_>,
+    live: &Live<'_>,
+    unverified: &mut Vec<String>,
+) -> Result<Vec<Drift>, FlowError> {
     if live.saml.is_none() {
         return Ok(vec![probe_drift(
             "provider",
@@ -642,8 +660,13 @@ async fn saml(ctx: &Context, svc: &Service<'_>, live: &Live<'_>) -> Result<Vec<D
             format!("SAML metadata at {url} carries no signing certificate"),
         )]);
     };
-    // The deliveries compare the certificate the service holds with this fingerprint, exactly
-    // as `check` compares it with the keypair's.
+    if svc.package.manifest.deliveries().is_empty() {
+        unverified.push(nothing_delivered());
+        return Ok(Vec::new());
+    }
+    // Every login-relevant setting the service holds (SAML enabled, the IdP SSO URL, the entity
+    // id, the certificate) is read back through its deliveries and compared as `check` does;
+    // the certificate against the one the metadata publishes rather than the keypair's.
     let extras = Extras {
         saml_cert_pem: None,
         saml_cert_fingerprint: Some(fingerprint),
@@ -651,12 +674,15 @@ async fn saml(ctx: &Context, svc: &Service<'_>, live: &Live<'_>) -> Result<Vec<D
     let drifts = flows::check_deliveries(ctx, svc, &extras).await?;
     Ok(drifts
         .into_iter()
-        .filter(|d| d.message.starts_with("signing cert mismatch"))
         .map(|d| {
-            probe_drift(
-                "saml_cert",
-                d.message.replace("authentik signs with", "metadata has"),
-            )
+            if d.message.starts_with("signing cert mismatch") {
+                probe_drift(
+                    "saml_cert",
+                    d.message.replace("authentik signs with", "metadata has"),
+                )
+            } else {
+                probe_drift("saml_setting", d.message)
+            }
         })
         .collect())
 }

@@ -37,10 +37,21 @@ pub async fn run(
         );
     };
     if app.meta_publisher == PUBLISHER {
-        let _ = writeln!(
-            out,
-            "application {slug} is already managed by pma-sso; nothing to adopt"
-        );
+        if opts.json {
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::json!({
+                    "service": service, "application": slug, "publisher": PUBLISHER,
+                    "drifts": [], "adopted": false, "already_ours": true,
+                })
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "application {slug} is already managed by pma-sso; nothing to adopt"
+            );
+        }
         return Status::Green;
     }
     let publisher = if app.meta_publisher.is_empty() {
@@ -59,7 +70,7 @@ pub async fn run(
             "{}",
             serde_json::json!({
                 "service": service, "application": slug, "publisher": publisher,
-                "drifts": report.drifts, "adopted": yes,
+                "drifts": report.drifts, "adopted": yes, "already_ours": false,
             })
         );
     } else {

@@ -8,10 +8,22 @@
 use std::io::Write;
 
 use schemas::job::{Action, JobStatus, Outcome, Trigger};
+use schemas::outcome::State;
 use worker::{Applied, Context, Report};
 
 use super::Options;
 use crate::cli::{Status, fail};
+
+/// How a command prints its results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// One line per service (`check`, `add`, `fix`, `rotate`).
+    Lines,
+    /// What `fix` would do, field by field.
+    Plan,
+    /// `verify`: three states and a closing count; `strict` makes unverified exit 1.
+    Verify { strict: bool },
+}
 
 /// Which services a command covers.
 pub enum Target<'a> {
@@ -37,14 +49,14 @@ pub async fn run(
     opts: &Options,
     action: Action,
     service: Option<&str>,
-    plan: bool,
+    shape: Shape,
     out: &mut dyn Write,
 ) -> Status {
     let target = match service {
         Some(name) => Target::One(name),
         None => Target::All,
     };
-    run_target(ctx, opts, action, target, plan, out).await
+    run_target(ctx, opts, action, target, shape, out).await
 }
 
 pub async fn run_target(
@@ -52,18 +64,46 @@ pub async fn run_target(
     opts: &Options,
     action: Action,
     target: Target<'_>,
-    plan: bool,
+    shape: Shape,
     out: &mut dyn Write,
 ) -> Status {
+    if let Target::One(name) = target
+        && let Err(message) = known(ctx, name)
+    {
+        return fail(out, &message);
+    }
     let rows = if opts.inline {
         run_inline(ctx, action, &target, opts.json).await
     } else {
         run_queued(ctx, opts, action, &target).await
     };
     match rows {
-        Ok(rows) => print(out, &rows, opts.json, plan),
+        Ok(rows) => print(out, &rows, opts.json, shape),
         Err(message) => fail(out, &message),
     }
+}
+
+/// A name with no manifest is a mistake in the command, not a service: it is refused before
+/// anything is enqueued or recorded, so a typo never becomes a row of `status`.
+fn known(ctx: &Context, name: &str) -> Result<(), String> {
+    let file = ctx
+        .settings
+        .packages_dir
+        .join(name)
+        .join(schemas::manifest::MANIFEST_FILE);
+    if !name.contains(['/', '\\']) && name != ".." && file.is_file() {
+        return Ok(());
+    }
+    let names = ctx.service_names().unwrap_or_default();
+    Err(format!(
+        "no service `{name}`: {} does not exist (services: {})",
+        file.display(),
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    ))
 }
 
 /// One service's result, however it was obtained.
@@ -258,21 +298,25 @@ async fn run_queued(
         .collect())
 }
 
-fn print(out: &mut dyn Write, rows: &[(String, Row)], json: bool, plan: bool) -> Status {
+fn print(out: &mut dyn Write, rows: &[(String, Row)], json: bool, shape: Shape) -> Status {
+    let plan = shape == Shape::Plan;
     let mut status = Status::Green;
+    let mut counts = Counts::default();
     let mut json_rows = Vec::new();
     let mut restart: Vec<String> = Vec::new();
     for (name, row) in rows {
         match row {
             Row::Checked(report) => {
-                if !report.in_sync() {
-                    status = status.max(Status::Drift);
-                }
+                let state = report.state();
+                counts.add(state.as_str());
+                status = status.max(match (state, shape) {
+                    (State::Red, _) | (State::Unverified, Shape::Verify { strict: true }) => {
+                        Status::Drift
+                    }
+                    _ => Status::Green,
+                });
                 if json {
-                    json_rows.push(serde_json::json!({
-                        "service": name, "type": report.kind, "in_sync": report.in_sync(),
-                        "summary": report.summary, "drifts": report.drifts, "warnings": report.warnings,
-                    }));
+                    json_rows.push(report_json(name, report));
                 } else if plan {
                     if report.in_sync() {
                         let _ = writeln!(out, "✓ {name} ({}) — nothing to change", report.kind);
@@ -315,10 +359,7 @@ fn print(out: &mut dyn Write, rows: &[(String, Row)], json: bool, plan: bool) ->
                 if json {
                     json_rows.push(serde_json::json!({
                         "service": name, "type": kind, "actions": applied.actions,
-                        "restart": applied.restart, "verified": {
-                            "in_sync": verified.in_sync(), "summary": verified.summary,
-                            "drifts": verified.drifts,
-                        },
+                        "restart": applied.restart, "verified": report_json(name, verified),
                     }));
                 } else {
                     let _ = writeln!(out, "{}", applied.line(name, kind));
@@ -327,6 +368,7 @@ fn print(out: &mut dyn Write, rows: &[(String, Row)], json: bool, plan: bool) ->
             }
             Row::Error { kind, message } => {
                 status = Status::Error;
+                counts.add("error");
                 if json {
                     json_rows
                         .push(serde_json::json!({"service": name, "type": kind, "error": message}));
@@ -341,5 +383,49 @@ fn print(out: &mut dyn Write, rows: &[(String, Row)], json: bool, plan: bool) ->
     } else if !restart.is_empty() {
         let _ = writeln!(out, "restart needed: {}", restart.join(", "));
     }
+    if !json && matches!(shape, Shape::Verify { .. }) {
+        let _ = writeln!(out, "{}", counts.line());
+    }
     status
+}
+
+/// A checked or verified service as `--json` prints it: `state` and `summary` say what its
+/// line says.
+fn report_json(name: &str, report: &Report) -> serde_json::Value {
+    serde_json::json!({
+        "service": name, "type": report.kind, "state": report.state(),
+        "in_sync": report.in_sync(), "summary": report.reason(), "drifts": report.drifts,
+        "warnings": report.warnings, "unverified": report.unverified,
+    })
+}
+
+/// `verify`'s closing line: how many services are in each state.
+#[derive(Default)]
+struct Counts {
+    verified: usize,
+    red: usize,
+    unverified: usize,
+    error: usize,
+}
+
+impl Counts {
+    fn add(&mut self, state: &str) {
+        match state {
+            "green" => self.verified += 1,
+            "red" => self.red += 1,
+            "unverified" => self.unverified += 1,
+            _ => self.error += 1,
+        }
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "{} verified, {} red, {} unverified, {} error{}",
+            self.verified,
+            self.red,
+            self.unverified,
+            self.error,
+            if self.error == 1 { "" } else { "s" }
+        )
+    }
 }

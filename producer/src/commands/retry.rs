@@ -1,10 +1,14 @@
 //! `retry <job-id>` / `retry --dead` / `retry --failed`: a new job for the same service and
 //! action (trigger `cli`, trigger_ref `retry:<old id>`). The old row stays as history; a job
 //! already retried is not retried again by `--dead`/`--failed`.
+//!
+//! A job whose failure retrying cannot fix is skipped, saying why: its service has no manifest
+//! any more, its manifest does not parse, or authentik refused the request as invalid (a 400:
+//! the request would be the same). Fix the cause, then `fix <svc>`; `--all` retries them anyway.
 
 use std::io::Write;
 
-use schemas::job::{JobStatus, Trigger};
+use schemas::job::{Action, JobStatus, Trigger};
 use uuid::Uuid;
 use worker::Context;
 use worker::pipeline::queries::{self, Retryable};
@@ -18,6 +22,7 @@ pub async fn run(
     job: Option<&str>,
     dead: bool,
     failed: bool,
+    all: bool,
     out: &mut dyn Write,
 ) -> Status {
     let pipeline = match super::pipeline_settings(ctx) {
@@ -70,6 +75,24 @@ pub async fn run(
         let _ = writeln!(out, "nothing to retry");
     }
     for old in &targets {
+        if !all && let Some(why) = cannot_succeed(ctx, old) {
+            if opts.json {
+                rows.push(serde_json::json!({
+                    "skipped": old.id, "service": old.service,
+                    "action": old.action.as_str(), "reason": why,
+                }));
+            } else {
+                let _ = writeln!(
+                    out,
+                    "skipped {} {} for {} (job {}): {why}; retrying cannot fix that (--all retries it anyway)",
+                    old.status.as_str(),
+                    old.action,
+                    old.service,
+                    old.id
+                );
+            }
+            continue;
+        }
         let trigger_ref = format!("retry:{}", old.id);
         match client
             .enqueue(&old.service, old.action, Trigger::Cli, Some(&trigger_ref))
@@ -109,4 +132,26 @@ pub async fn run(
     }
     client.close().await;
     status
+}
+
+/// Why retrying this job cannot succeed, if it cannot.
+fn cannot_succeed(ctx: &Context, job: &Retryable) -> Option<String> {
+    if job.action == Action::Sweep {
+        return None;
+    }
+    let file = ctx
+        .settings
+        .packages_dir
+        .join(&job.service)
+        .join(schemas::manifest::MANIFEST_FILE);
+    if !file.is_file() {
+        return Some(format!("no manifest ({} does not exist)", file.display()));
+    }
+    if let Err(e) = ctx.package(&job.service) {
+        return Some(format!("invalid manifest: {e}"));
+    }
+    job.last_error
+        .as_deref()
+        .filter(|e| e.contains("authentik rejected the request"))
+        .map(|e| format!("authentik refused the request as invalid ({e})"))
 }

@@ -163,7 +163,9 @@ pub async fn sweep(ctx: &Context, opts: &Options, out: &mut dyn Write) -> Status
                     serde_json::json!({
                         "job": row.id.to_string(), "services": sweep.services,
                         "in_sync": sweep.in_sync, "drifted": sweep.drifted,
-                        "errors": sweep.errors, "enqueued": sweep.enqueued,
+                        "errors": sweep.errors, "probed": sweep.probed,
+                        "probe_failures": sweep.probe_failures, "enqueued": sweep.enqueued,
+                        "summary": sweep.line(),
                     })
                 );
             } else {

@@ -1,11 +1,18 @@
-//! `status`: one line per service from `service_state` — no authentik calls, no history scan.
+//! `status`: one line per service from `service_state` — no authentik calls, no history scan —
+//! and the last sweep from its job row.
+//!
+//! Only the present counts: a service is shown when its manifest exists now (state recorded
+//! for a removed service, or for a name that never had a manifest, is not shown), and the exit
+//! status is theirs alone: 2 if any is in error, 1 if any is red, else 0 (unverified is not
+//! red). The sweep's line shows when it last ran, how long it took and what it found; it does
+//! not set the exit status (alert on it through the metrics).
 
 use std::io::Write;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use worker::Context;
-use worker::pipeline::queries::{self, ServiceState};
+use worker::pipeline::queries::{self, LastSweep, ServiceState};
 use worker::pipeline::{PipelineSettings, db};
 
 use super::Options;
@@ -27,11 +34,12 @@ pub fn when(t: Option<DateTime<Utc>>) -> String {
     )
 }
 
-/// green / red / error, as the operator reads it.
+/// green / red / unverified / error, as the operator reads it.
 pub(crate) fn result(state: &ServiceState) -> &'static str {
     match state.last_status.as_str() {
         "in_sync" => "green",
         "drifted" => "red",
+        "unverified" => "unverified",
         _ => "error",
     }
 }
@@ -40,11 +48,76 @@ pub(crate) fn result(state: &ServiceState) -> &'static str {
 /// the status line already says. An error's reason is kept whole.
 pub(crate) fn reason(state: &ServiceState) -> Option<String> {
     let summary = state.last_summary.as_deref()?;
-    let line = summary.strip_prefix("❌ ").or(summary.strip_prefix("✓ "));
+    let line = summary
+        .strip_prefix("❌ ")
+        .or(summary.strip_prefix("✓ "))
+        .or(summary.strip_prefix("⚠ "));
     Some(match line.and_then(|l| l.split_once(" — ")) {
         Some((_, rest)) => rest.to_owned(),
         None => summary.to_owned(),
     })
+}
+
+/// The services `status` and the status page show: every package that has a manifest now,
+/// with its recorded state if any. State left by a service whose manifest is gone (removed,
+/// or a name that never had one) is not shown and counts for nothing.
+pub(crate) fn current(
+    names: &[String],
+    states: &[ServiceState],
+) -> Vec<(String, Option<ServiceState>)> {
+    let mut names = names.to_vec();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| {
+            let state = states.iter().find(|s| s.service == name).cloned();
+            (name, state)
+        })
+        .collect()
+}
+
+/// How long something took, as a person reads it.
+pub(crate) fn took(ms: Option<i32>) -> String {
+    match ms {
+        None => "?".into(),
+        Some(ms) if ms < 1000 => format!("{ms} ms"),
+        Some(ms) => format!("{:.1} s", f64::from(ms) / 1000.0),
+    }
+}
+
+/// The last sweep's line: `· sweep — green, last ran …, took …: swept …`.
+pub(crate) fn sweep_line(sweep: Option<&LastSweep>) -> String {
+    match sweep {
+        None => "· sweep — never ran (does `pma-sso serve` run?)".to_owned(),
+        Some(s) => {
+            let mark = match s.result() {
+                "green" => "✓",
+                "red" => "❌",
+                _ => "!",
+            };
+            format!(
+                "{mark} sweep — {}, last ran {}, took {}: {}",
+                s.result(),
+                when(Some(s.finished_at)),
+                took(s.duration_ms),
+                s.summary()
+            )
+        }
+    }
+}
+
+fn sweep_json(sweep: Option<&LastSweep>) -> serde_json::Value {
+    match sweep {
+        None => serde_json::Value::Null,
+        Some(s) => serde_json::json!({
+            "job": s.id,
+            "result": s.result(),
+            "finished_at": s.finished_at,
+            "duration_ms": s.duration_ms,
+            "summary": s.summary(),
+        }),
+    }
 }
 
 pub async fn run(ctx: &Context, opts: &Options, out: &mut dyn Write) -> Status {
@@ -56,23 +129,19 @@ pub async fn run(ctx: &Context, opts: &Options, out: &mut dyn Write) -> Status {
         Ok(p) => p,
         Err(e) => return fail(out, &e),
     };
-    let states = match queries::service_states(&pool).await {
-        Ok(s) => s,
+    let (states, sweep) =
+        match tokio::try_join!(queries::service_states(&pool), queries::last_sweep(&pool)) {
+            Ok(read) => read,
+            Err(e) => return fail(out, &e.to_string()),
+        };
+    pool.close().await;
+    let names = match ctx.service_names() {
+        Ok(n) => n,
         Err(e) => return fail(out, &e.to_string()),
     };
-    pool.close().await;
-    // Every package, plus any service that has state but no manifest any more.
-    let mut names = ctx.service_names().unwrap_or_default();
-    for s in &states {
-        if !names.contains(&s.service) {
-            names.push(s.service.clone());
-        }
-    }
-    names.sort();
     let mut status = Status::Green;
     let mut rows = Vec::new();
-    for name in &names {
-        let state = states.iter().find(|s| &s.service == name);
+    for (name, state) in current(&names, &states) {
         match state {
             None => {
                 if opts.json {
@@ -82,9 +151,9 @@ pub async fn run(ctx: &Context, opts: &Options, out: &mut dyn Write) -> Status {
                 }
             }
             Some(state) => {
-                let result = result(state);
+                let result = result(&state);
                 status = status.max(match result {
-                    "green" => Status::Green,
+                    "green" | "unverified" => Status::Green,
                     "red" => Status::Drift,
                     _ => Status::Error,
                 });
@@ -96,13 +165,14 @@ pub async fn run(ctx: &Context, opts: &Options, out: &mut dyn Write) -> Status {
                         "changed_at": state.last_change_at,
                         "updated_at": state.updated_at,
                         "last_job": state.last_job,
-                        "reason": (result != "green").then(|| reason(state)).flatten(),
+                        "reason": (result != "green").then(|| reason(&state)).flatten(),
                     }));
                     continue;
                 }
                 let mark = match result {
                     "green" => "✓",
                     "red" => "❌",
+                    "unverified" => "⚠",
                     _ => "!",
                 };
                 let mut line = format!(
@@ -111,7 +181,7 @@ pub async fn run(ctx: &Context, opts: &Options, out: &mut dyn Write) -> Status {
                     when(state.last_change_at)
                 );
                 if result != "green"
-                    && let Some(reason) = reason(state)
+                    && let Some(reason) = reason(&state)
                 {
                     line.push_str(&format!(": {reason}"));
                 }
@@ -120,7 +190,13 @@ pub async fn run(ctx: &Context, opts: &Options, out: &mut dyn Write) -> Status {
         }
     }
     if opts.json {
-        let _ = writeln!(out, "{}", serde_json::Value::Array(rows));
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::json!({"services": rows, "sweep": sweep_json(sweep.as_ref())})
+        );
+    } else {
+        let _ = writeln!(out, "{}", sweep_line(sweep.as_ref()));
     }
     status
 }

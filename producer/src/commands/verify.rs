@@ -8,6 +8,11 @@
 //! `--inline`. `rotate --all` covers every service with a client secret, one at a time. One
 //! line per service in the seed's format (a rotation prints what it did, then its verify
 //! line); exit 0 green, 1 red, 2 error (an error outranks red).
+//!
+//! `verify` has three states: verified (`✓`, every probe for the type ran and passed), red
+//! (`❌`, each failed probe's reason) and unverified (`⚠ … not probed: <why>`: no outpost URL,
+//! no deliveries to read back, …), and a closing line counting each. Exit 2 on an error, 1 if
+//! anything is red, else 0; `--strict` also makes unverified exit 1.
 
 use std::io::Write;
 
@@ -15,16 +20,25 @@ use schemas::job::Action;
 use worker::Context;
 
 use super::Options;
-use super::jobs::{self, Target};
+use super::jobs::{self, Shape, Target};
 use crate::cli::{Status, fail};
 
 pub async fn verify(
     ctx: &Context,
     opts: &Options,
     service: Option<&str>,
+    strict: bool,
     out: &mut dyn Write,
 ) -> Status {
-    jobs::run(ctx, opts, Action::Verify, service, false, out).await
+    jobs::run(
+        ctx,
+        opts,
+        Action::Verify,
+        service,
+        Shape::Verify { strict },
+        out,
+    )
+    .await
 }
 
 pub async fn rotate(
@@ -51,5 +65,5 @@ pub async fn rotate(
         },
         _ => return fail(out, "rotate takes one service, or --all"),
     };
-    jobs::run_target(ctx, opts, Action::Rotate, target, false, out).await
+    jobs::run_target(ctx, opts, Action::Rotate, target, Shape::Lines, out).await
 }

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod refusals;
 pub mod repr;
 pub mod retention;
+pub mod signals;
 pub mod status_page;
 pub mod webhook;
 
@@ -163,6 +164,8 @@ impl Serve {
             db: self.jobs.db.clone(),
             packages_dir: self.packages_dir.clone(),
             token: self.settings.status_token.clone(),
+            broker: Some(self.jobs.clone()),
+            sweep_cron: Some(self.settings.sweep_cron.clone()),
         }));
         let stop = shutdown.clone();
         let status_limits = self.settings.limits.clone();

@@ -19,6 +19,11 @@ async fn adopt_reports_the_difference_then_yes_marks_it_ours_and_fix_manages_it(
     assert_eq!(code, 2, "a foreign application is refused: {out}");
 
     let writes = h.sim.write_count();
+    let (code, out) = h.pma(&["--json", "adopt", "grafana"]).await;
+    assert_eq!(code, 1, "{out}");
+    let preview = crate::output::valid("adopt", &out);
+    assert_eq!(preview["publisher"], "none", "{out}");
+    assert_eq!(preview["adopted"], false, "{out}");
     let (code, out) = h.pma(&["adopt", "grafana"]).await;
     assert_eq!(code, 1, "{out}");
     assert!(
@@ -71,5 +76,8 @@ async fn adopt_reports_the_difference_then_yes_marks_it_ours_and_fix_manages_it(
             "application grafana is already managed by pma-sso; nothing to adopt\n"
         )
     );
+    let (code, out) = h.pma(&["--json", "adopt", "grafana"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(crate::output::valid("adopt", &out)["already_ours"], true);
     h.finish().await;
 }

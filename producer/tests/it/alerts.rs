@@ -76,3 +76,44 @@ fn alert_rules_use_only_metrics_and_outcomes_the_worker_exports() {
     }
     assert!(names >= 5, "{exprs:?}");
 }
+
+/// `promtool test rules` (Debian's `prometheus` package; `.ci/run` installs it): each rule about
+/// what the status listener exports fires when it should and not before. With `CI` set a
+/// missing promtool fails the test, otherwise it is skipped with a note.
+#[test]
+fn the_alert_rules_fire_when_promtool_says_they_should() {
+    let dir = repo().join("deploy/prometheus");
+    let tests = std::fs::read_to_string(dir.join("alerts.test.yml")).expect("alerts.test.yml");
+    for alert in [
+        "PmaSsoServiceRed",
+        "PmaSsoNoSweep",
+        "PmaSsoNeverSwept",
+        "PmaSsoSweepFailing",
+        "PmaSsoDeadJobsWaiting",
+        "PmaSsoNoLiveWorker",
+    ] {
+        assert!(
+            tests.contains(&format!("alertname: {alert}\n")),
+            "alerts.test.yml does not test {alert}"
+        );
+    }
+    let output = match std::process::Command::new("promtool")
+        .args(["test", "rules", "alerts.test.yml"])
+        .current_dir(&dir)
+        .output()
+    {
+        Ok(output) => output,
+        Err(e) if std::env::var_os("CI").is_none() => {
+            println!("skipped: promtool not found ({e}); `apt-get install prometheus`");
+            return;
+        }
+        Err(e) => panic!("promtool not found under CI: {e}"),
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("SUCCESS"), "{text}");
+}

@@ -46,7 +46,7 @@ async fn history_lists_recent_jobs_with_trigger_outcome_drift_and_actions() {
 
     let (code, out) = h.pma(&["--json", "history", "grafana"]).await;
     assert_eq!(code, 0, "{out}");
-    let jobs: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let jobs = crate::output::valid("history", &out);
     assert_eq!(jobs[1]["action"], "check");
     assert_eq!(jobs[1]["trigger"], "cli");
     assert_eq!(jobs[1]["outcome"], "drifted");

@@ -13,6 +13,7 @@ mod hostile;
 mod init;
 mod justfile;
 mod orphans;
+mod output;
 mod plan;
 mod platform;
 mod redaction;

@@ -10,10 +10,21 @@ use crate::status::Harness;
 
 /// A job that ran out of attempts, recorded as the worker would.
 async fn dead_job(h: &Harness, service: &str) -> uuid::Uuid {
+    ended_job(h, service, Action::Check, "authentik unreachable", true).await
+}
+
+/// A job that ended with `reason`: dead after its attempts, or failed at once.
+async fn ended_job(
+    h: &Harness,
+    service: &str,
+    action: Action,
+    reason: &str,
+    dead: bool,
+) -> uuid::Uuid {
     let (id, _) = db::insert_or_coalesce(
         &h.pool,
         service,
-        Action::Check,
+        action,
         Trigger::Webhook,
         None,
         1,
@@ -27,15 +38,19 @@ async fn dead_job(h: &Harness, service: &str) -> uuid::Uuid {
         .expect("claimed");
     let job = db::job(&h.pool, id).await.expect("read").expect("row");
     let outcome = Outcome::Failed {
-        reason: "authentik unreachable".into(),
-        transient: true,
+        reason: reason.into(),
+        transient: dead,
     };
     db::finish_attempt(
         &h.pool,
         &job,
         attempt,
         Duration::from_millis(5),
-        Finish::Dead(&outcome),
+        if dead {
+            Finish::Dead(&outcome)
+        } else {
+            Finish::Failed(&outcome)
+        },
     )
     .await
     .expect("finish");
@@ -108,5 +123,69 @@ async fn retry_dead_enqueues_a_new_job_once_and_a_single_job_by_id() {
         .await
         .expect("count");
     assert_eq!(jobs, 4, "two dead jobs and one retry of each");
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn retry_failed_skips_what_retrying_cannot_fix_says_why_and_all_forces_it() {
+    let h = Harness::start(&["grafana", "redmine"]).await;
+    let gone = ended_job(&h, "vikunja", Action::Check, "no manifest", false).await;
+    let invalid = ended_job(&h, "redmine", Action::Fix, "bad manifest", false).await;
+    std::fs::write(
+        h.dir.path().join("packages/redmine/manifest.yaml"),
+        "name: redmine\nsso: {type: nope}\n",
+    )
+    .expect("break the manifest");
+    let refused = ended_job(
+        &h,
+        "grafana",
+        Action::Add,
+        "creating provider `pma-sso-grafana`: /providers/oauth2/: authentik rejected the request: name: provider with this name already exists",
+        false,
+    )
+    .await;
+    let worth_it = ended_job(
+        &h,
+        "grafana",
+        Action::Check,
+        "reading authentik: /core/applications/: authentik server error (HTTP 503)",
+        false,
+    )
+    .await;
+
+    let (code, out) = h.pma(&["retry", "--failed"]).await;
+    assert_eq!(code, 0, "{out}");
+    let skipped = |id: uuid::Uuid| {
+        out.lines()
+            .find(|l| l.contains(&format!("(job {id})")))
+            .unwrap_or_else(|| panic!("no line for {id}: {out}"))
+            .to_owned()
+    };
+    let line = skipped(gone);
+    assert!(
+        line.starts_with("skipped failed check for vikunja"),
+        "{line}"
+    );
+    assert!(line.contains(": no manifest ("), "{line}");
+    assert!(line.contains("--all retries it anyway"), "{line}");
+    assert!(skipped(invalid).contains(": invalid manifest: "), "{out}");
+    assert!(
+        skipped(refused).contains(": authentik refused the request as invalid ("),
+        "{out}"
+    );
+    assert!(out.contains(&format!("job {worth_it} → job ")), "{out}");
+    assert_eq!(out.lines().count(), 4, "{out}");
+    let retried: i64 =
+        sqlx::query_scalar("select count(*) from jobs where trigger_ref like 'retry:%'")
+            .fetch_one(&h.pool)
+            .await
+            .expect("count");
+    assert_eq!(retried, 1);
+
+    let (code, out) = h.pma(&["retry", "--failed", "--all"]).await;
+    assert_eq!(code, 0, "{out}");
+    for id in [gone, invalid, refused] {
+        assert!(out.contains(&format!("job {id} → job ")), "{out}");
+    }
     h.finish().await;
 }

@@ -214,7 +214,7 @@ async fn status_shows_last_result_times_and_the_reason_from_recorded_state() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(
         out,
-        "· grafana — never checked\n· redmine — never checked\n"
+        "· grafana — never checked\n· redmine — never checked\n· sweep — never ran (does `pma-sso serve` run?)\n"
     );
 
     let (code, out) = h.pma(&["check", "grafana"]).await;
@@ -249,11 +249,84 @@ async fn status_shows_last_result_times_and_the_reason_from_recorded_state() {
 
     let (code, out) = h.pma(&["--json", "status"]).await;
     assert_eq!(code, 0, "{out}");
-    let rows: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let status = crate::output::valid("status", &out);
+    assert_eq!(status["sweep"], serde_json::Value::Null);
+    let rows = &status["services"];
     assert_eq!(rows[0]["service"], "grafana");
     assert_eq!(rows[0]["result"], "green");
     assert!(rows[0]["checked_at"].is_string());
     assert!(rows[0]["changed_at"].is_string());
     assert_eq!(rows[1]["result"], "never checked");
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_failed_sweep_is_forgotten_once_a_later_sweep_succeeds_and_status_shows_the_last_sweep() {
+    let h = Harness::start(&["grafana"]).await;
+    let (code, out) = h.pma(&["fix", "grafana"]).await;
+    assert_eq!(code, 0, "{out}");
+    // A setting the sweep refuses makes it fail, as an unreachable authentik would.
+    h.set_env("PMA_SSO_PROBE", "sometimes");
+    let (code, out) = h.pma(&["sweep"]).await;
+    assert_eq!(code, 2, "{out}");
+    let (code, out) = h.pma(&["status"]).await;
+    assert_eq!(code, 0, "the sweep is no service: {out}");
+    let sweep = line_for(&out, "! sweep — error, last ran 20");
+    assert!(sweep.contains("failed: "), "{sweep}");
+    assert!(sweep.contains("PMA_SSO_PROBE is `sometimes`"), "{sweep}");
+    assert!(!out.contains("* —"), "no pseudo-service row: {out}");
+
+    h.set_env("PMA_SSO_PROBE", "none");
+    let (code, out) = h.pma(&["sweep"]).await;
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = h.pma(&["status"]).await;
+    assert_eq!(code, 0, "{out}");
+    let sweep = line_for(&out, "✓ sweep — green, last ran 20");
+    assert!(
+        sweep.contains(": swept 1 services: 1 in sync, 0 drifted, 0 errors"),
+        "{sweep}"
+    );
+    assert!(sweep.contains(", took "), "{sweep}");
+    assert!(!out.contains("sometimes"), "the old error is gone: {out}");
+    let rows: i64 = sqlx::query_scalar("select count(*) from service_state where service = '*'")
+        .fetch_one(&h.pool)
+        .await
+        .expect("count");
+    assert_eq!(rows, 0);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn status_shows_only_services_with_a_manifest_and_a_typo_is_an_error_of_its_command() {
+    let h = Harness::start(&["grafana", "redmine"]).await;
+    for name in ["grafana", "redmine"] {
+        let (code, out) = h.pma(&["fix", name]).await;
+        assert_eq!(code, 0, "{out}");
+    }
+    // A typo is refused before anything is recorded.
+    let (code, out) = h.pma(&["check", "zzz"]).await;
+    assert_eq!(code, 2, "{out}");
+    assert!(out.starts_with("error: no service `zzz`: "), "{out}");
+    assert!(out.contains("(services: grafana, redmine)"), "{out}");
+    let jobs: i64 = sqlx::query_scalar("select count(*) from jobs where service = 'zzz'")
+        .fetch_one(&h.pool)
+        .await
+        .expect("count");
+    assert_eq!(jobs, 0);
+
+    // redmine goes red, then its manifest is removed: it is no longer shown or counted.
+    h.sim.patch_provider(
+        "pma-sso-redmine",
+        serde_json::json!({"redirect_uris": [{"matching_mode": "strict", "url": "https://old.example/cb"}]}),
+    );
+    let (code, out) = h.pma(&["check", "redmine"]).await;
+    assert_eq!(code, 1, "{out}");
+    let (code, out) = h.pma(&["status"]).await;
+    assert_eq!(code, 1, "{out}");
+    h.remove_package("redmine");
+    let (code, out) = h.pma(&["status"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("redmine"), "{out}");
+    line_for(&out, "✓ grafana — green");
     h.finish().await;
 }

@@ -82,20 +82,19 @@ fn line<'o>(out: &'o str, service: &str) -> &'o str {
 #[tokio::test]
 async fn verify_is_green_for_all_twelve_after_fix_all() {
     let s = fixed().await;
+    s.set_env("PMA_SSO_OUTPOST_URL", &s.sim.authentik.base_url());
     let (code, out) = s.pma(&["--inline", "verify"]).await;
     assert_eq!(code, 0, "{out}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 12, "{out}");
+    assert_eq!(lines.len(), 13, "{out}");
     for (line, service) in lines.iter().zip(ALL) {
         assert!(line.starts_with(&format!("✓ {service} (")), "{line}");
     }
+    assert_eq!(lines[12], "12 verified, 0 red, 0 unverified, 0 errors");
     assert!(out.contains(
         "✓ grafana (oidc) — login path works: discovery, JWKS, token grant, redirects accepted"
     ));
-    assert!(out.contains("✓ zammad (saml) — login path works: IdP metadata, signing cert trusted"));
-    assert!(out.contains(
-        "✓ uptime-kuma (proxy) — not probed: no outpost URL configured (PMA_SSO_OUTPOST_URL)"
-    ));
+    assert!(out.contains("✓ zammad (saml) — login path works: IdP metadata, signing cert trusted, the service's SAML settings match"));
     // One grant per OAuth2 client, each through the token endpoint.
     assert_eq!(s.sim.authentik.count("POST", "/application/o/token/"), 10);
 }
@@ -177,7 +176,7 @@ async fn each_broken_login_path_is_red_with_its_reason() {
     assert_eq!(code, 1, "{out}");
     let base = authentik.base_url();
     assert_eq!(
-        out.trim_end(),
+        out.lines().next().unwrap_or_default(),
         format!(
             "❌ grafana (oidc) — issuer mismatch: the service was given {base}/application/o/grafana/, discovery names https://auth.elsewhere.example/application/o/grafana/"
         )
@@ -193,8 +192,12 @@ async fn proxy_services_are_probed_at_the_outposts_forward_auth_endpoint() {
     let (code, out) = s.pma(&["--inline", "verify", "uptime-kuma"]).await;
     assert_eq!(code, 0, "{out}");
     assert_eq!(
-        out.trim_end(),
+        out.lines().next().unwrap_or_default(),
         "✓ uptime-kuma (proxy) — login path works: the outpost redirects an anonymous request to log in"
+    );
+    assert!(
+        out.ends_with("\n1 verified, 0 red, 0 unverified, 0 errors\n"),
+        "{out}"
     );
     assert_eq!(
         authentik.count("GET", "/outpost.goauthentik.io/auth/traefik"),
@@ -206,7 +209,7 @@ async fn proxy_services_are_probed_at_the_outposts_forward_auth_endpoint() {
     let (code, out) = s.pma(&["--inline", "verify", "uptime-kuma"]).await;
     assert_eq!(code, 1, "{out}");
     assert_eq!(
-        out.trim_end(),
+        out.lines().next().unwrap_or_default(),
         format!(
             "❌ uptime-kuma (proxy) — the outpost at {} does not serve uptime.example.org (no app for hostname: is provider pma-sso-uptime-kuma attached to it?)",
             authentik.base_url()
@@ -296,4 +299,126 @@ async fn the_stand_in_outpost_answers_forward_auth_like_authentiks() {
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["Message"], "no app for hostname");
     assert_eq!(body["Host"], "nobody.example.org");
+}
+
+#[tokio::test]
+async fn a_proxy_service_without_an_outpost_url_is_unverified_and_only_strict_fails_on_it() {
+    let s = fixed().await;
+    let (code, out) = s.pma(&["--inline", "verify", "uptime-kuma"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out,
+        "⚠ uptime-kuma (proxy) — not probed: no outpost URL configured (PMA_SSO_OUTPOST_URL)\n0 verified, 0 red, 1 unverified, 0 errors\n"
+    );
+    let (code, out) = s
+        .pma(&["--inline", "verify", "--strict", "uptime-kuma"])
+        .await;
+    assert_eq!(code, 1, "{out}");
+    let (code, out) = s
+        .pma(&["--inline", "--json", "verify", "uptime-kuma"])
+        .await;
+    assert_eq!(code, 0, "{out}");
+    let rows = crate::output::valid("check", &out);
+    assert_eq!(rows[0]["state"], "unverified", "{out}");
+    assert_eq!(rows[0]["in_sync"], true, "{out}");
+    assert_eq!(
+        rows[0]["summary"],
+        "not probed: no outpost URL configured (PMA_SSO_OUTPOST_URL)"
+    );
+}
+
+#[tokio::test]
+async fn zammad_with_saml_off_and_a_wrong_sso_url_is_red_in_verify_as_in_check() {
+    let s = fixed().await;
+    s.sim.zammad.set_setting("auth_saml", json!(false));
+    let mut credentials = s
+        .sim
+        .zammad
+        .setting("auth_saml_credentials")
+        .expect("creds");
+    credentials["idp_sso_target_url"] = json!("https://wrong.example/sso");
+    s.sim
+        .zammad
+        .set_setting("auth_saml_credentials", credentials);
+    let (code, check) = s.pma(&["--inline", "check", "zammad"]).await;
+    assert_eq!(code, 1, "{check}");
+    let (code, out) = s.pma(&["--inline", "verify", "zammad"]).await;
+    assert_eq!(code, 1, "{out}");
+    let zammad = line(&out, "zammad");
+    assert!(zammad.starts_with("❌ zammad (saml) — "), "{zammad}");
+    assert!(
+        zammad.contains("auth_saml in zammad: want true, has false"),
+        "{zammad}"
+    );
+    assert!(zammad.contains("auth_saml_credentials"), "{zammad}");
+    assert!(
+        out.ends_with("0 verified, 1 red, 0 unverified, 0 errors\n"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn a_service_with_no_deliver_block_is_unverified_not_green() {
+    let s = fixed().await;
+    let dir = s.dir.path().join("packages").join("tiny");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("manifest.yaml"),
+        "name: tiny\nsso:\n  type: oauth\n  redirect_path: /oauth2callback\n  configured: false\n",
+    )
+    .expect("manifest");
+    let (code, out) = s.pma(&["--inline", "add", "tiny"]).await;
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = s.pma(&["--inline", "verify", "tiny"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("⚠ tiny (oauth) — not probed: no deliveries to read back"),
+        "{out}"
+    );
+    let (code, out) = s.pma(&["--inline", "verify", "--strict", "tiny"]).await;
+    assert_eq!(code, 1, "{out}");
+    // A red probe still wins over an unverified one.
+    s.set_env("TINY_SSO_CLIENT_SECRET", "not-what-authentik-has");
+    let (code, out) = s.pma(&["--inline", "verify", "tiny"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.starts_with("❌ tiny (oauth) — service's secret is rejected by authentik"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn json_summary_says_what_the_line_says_for_check_and_verify() {
+    let s = fixed().await;
+    assert!(s.sim.authentik.delete_application("linkding"));
+    let (code, out) = s.pma(&["--inline", "--json", "check", "linkding"]).await;
+    assert_eq!(code, 1, "{out}");
+    let rows = crate::output::valid("check", &out);
+    let (_, text) = s.pma(&["--inline", "check", "linkding"]).await;
+    assert_eq!(rows[0]["state"], "red");
+    assert_eq!(
+        format!(
+            "❌ linkding (oauth) — {}",
+            rows[0]["summary"].as_str().expect("summary")
+        ),
+        text.trim_end()
+    );
+    assert!(
+        !rows[0]["summary"]
+            .as_str()
+            .expect("summary")
+            .contains("app present"),
+        "{out}"
+    );
+
+    s.sim.authentik.patch_provider(
+        "pma-sso-n8n",
+        json!({"redirect_uris": [{"matching_mode": "strict", "url": "https://old.example/cb"}]}),
+    );
+    let (code, out) = s.pma(&["--inline", "--json", "verify", "n8n"]).await;
+    assert_eq!(code, 1, "{out}");
+    let rows = crate::output::valid("check", &out);
+    let summary = rows[0]["summary"].as_str().expect("summary");
+    assert!(summary.starts_with("redirect not accepted"), "{summary}");
+    assert!(!summary.contains("login path works"), "{summary}");
 }

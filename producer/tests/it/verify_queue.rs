@@ -35,10 +35,14 @@ async fn start() -> Harness<PlatformSim> {
 async fn verify_and_rotate_run_through_a_worker_and_are_recorded() {
     let q = start().await;
 
-    // Twelve verify jobs, all green.
+    // Twelve verify jobs: eleven verified, the proxy service unverified (no outpost URL).
     let (code, out) = q.pma(&["verify"]).await;
     assert_eq!(code, 0, "{out}");
-    assert_eq!(out.lines().count(), 12, "{out}");
+    assert_eq!(out.lines().count(), 13, "{out}");
+    assert!(
+        out.ends_with("\n11 verified, 0 red, 1 unverified, 0 errors\n"),
+        "{out}"
+    );
     assert!(out.contains(
         "✓ grafana (oidc) — login path works: discovery, JWKS, token grant, redirects accepted"
     ));

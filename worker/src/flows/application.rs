@@ -31,18 +31,32 @@ fn diff(
     let mut drifts = Vec::new();
     let mut patch = Map::new();
     let slug = &spec.slug;
-    if let Some(pk) = provider_pk
-        && app.provider != Some(pk)
-    {
-        drifts.push(Drift::new(
+    match provider_pk {
+        Some(pk) if app.provider != Some(pk) => {
+            drifts.push(Drift::new(
+                "application.provider",
+                format!(
+                    "authentik app {slug} is not linked to provider {}",
+                    spec.provider_name
+                ),
+                format!("link application {slug} to provider {}", spec.provider_name),
+            ));
+            patch.insert("provider".into(), json!(pk));
+        }
+        // The provider is missing: `fix` creates it, then links the application to it — a
+        // write `plan` must list too.
+        None => drifts.push(Drift::new(
             "application.provider",
             format!(
-                "authentik app {slug} is not linked to provider {}",
+                "authentik app {slug} is not linked to provider {} (missing)",
                 spec.provider_name
             ),
-            format!("link application {slug} to provider {}", spec.provider_name),
-        ));
-        patch.insert("provider".into(), json!(pk));
+            format!(
+                "link application {slug} to provider {} once created",
+                spec.provider_name
+            ),
+        )),
+        Some(_) => {}
     }
     if app.meta_launch_url != spec.launch_url {
         drifts.push(Drift::new(

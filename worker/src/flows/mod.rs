@@ -85,6 +85,7 @@ fn report(svc: &Service<'_>, summary: &str, drifts: Vec<Drift>) -> Report {
         drifts,
         warnings: Vec::new(),
         objects: Default::default(),
+        unverified: Vec::new(),
     }
 }
 

@@ -395,19 +395,33 @@ impl Flow for Proxy {
     ) -> Result<Report, FlowError> {
         let desired = desired(ctx, svc, live.catalog)?;
         let mut drifts = application::check(&desired.app, live.app, live.proxy.map(|p| p.pk));
+        let outpost = live
+            .outposts
+            .iter()
+            .find(|o| desired.outpost.matches(o))
+            .ok_or_else(|| desired.outpost.missing())?;
         match live.proxy {
-            None => drifts.push(Drift::new(
-                "provider",
-                format!("provider {} missing", desired.provider_name),
-                format!("create provider {}", desired.provider_name),
-            )),
+            None => {
+                drifts.push(Drift::new(
+                    "provider",
+                    format!("provider {} missing", desired.provider_name),
+                    format!("create provider {}", desired.provider_name),
+                ));
+                // `fix` puts the provider it creates on the outpost: `plan` lists that too.
+                drifts.push(Drift::new(
+                    "outpost.providers",
+                    format!(
+                        "provider {} is not in outpost {} (missing)",
+                        desired.provider_name, outpost.name
+                    ),
+                    format!(
+                        "add provider {} to outpost {} once created",
+                        desired.provider_name, outpost.name
+                    ),
+                ));
+            }
             Some(provider) => {
                 drifts.extend(provider_diff(&desired, provider, live.catalog).0);
-                let outpost = live
-                    .outposts
-                    .iter()
-                    .find(|o| desired.outpost.matches(o))
-                    .ok_or_else(|| desired.outpost.missing())?;
                 if !outpost.providers.contains(&provider.pk) {
                     drifts.push(Drift::new(
                         "outpost.providers",

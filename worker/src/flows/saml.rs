@@ -567,7 +567,24 @@ impl Flow for Saml {
             Some(provider) => drifts.extend(provider_diff(&desired, provider, catalog).0),
         }
         let signing = signing_keypair(live, &desired, catalog);
-        drifts.extend(check_deliveries(ctx, svc, &fingerprint_extras(signing)).await?);
+        let mut delivered = check_deliveries(ctx, svc, &fingerprint_extras(signing)).await?;
+        // authentik signs with another keypair than the manifest's: `fix` restores the
+        // provider's, and writes the certificate to the service only if the service does not
+        // already hold the manifest's. A mismatch that restoring fixes is still drift (logins
+        // fail now), but its remedy must not promise a write `fix` will not make.
+        if signing.is_some_and(|kp| kp.pk != desired.signing.pk) {
+            let after_fix =
+                check_deliveries(ctx, svc, &fingerprint_extras(Some(&desired.signing))).await?;
+            for drift in &mut delivered {
+                if !after_fix.iter().any(|d| d.field == drift.field) {
+                    drift.remedy = format!(
+                        "nothing to write: the service holds {}'s certificate, which the provider signs with again once restored",
+                        desired.signing.name
+                    );
+                }
+            }
+        }
+        drifts.extend(delivered);
         let summary = if delivers_certificate(svc) {
             "authentik app present, signing cert matches"
         } else {

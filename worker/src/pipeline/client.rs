@@ -60,6 +60,14 @@ impl Link {
     }
 }
 
+/// Messages waiting in the work and dead-letter queues, and the workers consuming.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueDepths {
+    pub work: u32,
+    pub dead: u32,
+    pub workers: u32,
+}
+
 /// An accepted request: the job's id, and whether it joined a job already waiting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Enqueued {
@@ -251,6 +259,38 @@ impl JobClient {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// What the broker holds: messages waiting in the work and dead-letter queues, and the
+    /// consumers (workers) attached to the work queue. Asked with passive declares on a channel
+    /// of its own, closed after (a passive declare of a missing queue closes its channel).
+    pub async fn queue_depths(&self) -> Result<QueueDepths, QueueError> {
+        let link = self.current_link();
+        let channel = link.connection.create_channel().await?;
+        let passive = lapin::options::QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let work = channel
+            .queue_declare(
+                self.topology.work_queue().into(),
+                passive,
+                lapin::types::FieldTable::default(),
+            )
+            .await?;
+        let dead = channel
+            .queue_declare(
+                self.topology.dead_queue().into(),
+                passive,
+                lapin::types::FieldTable::default(),
+            )
+            .await?;
+        let _ = channel.close(200, "bye".into()).await;
+        Ok(QueueDepths {
+            work: work.message_count(),
+            dead: dead.message_count(),
+            workers: work.consumer_count(),
+        })
     }
 
     pub async fn close(self) {

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use schemas::job::{Action, JobStatus, Outcome, Trigger};
+use schemas::outcome::State;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
@@ -326,9 +327,11 @@ pub async fn finish_attempt(
         ),
         _ => (None, None),
     };
-    // A sweep's own row covers every service; each service's state comes from its check row.
-    let state = match outcome {
-        Outcome::Swept { .. } => None,
+    // A sweep's own row covers every service; each service's state comes from its check row,
+    // and `status` reads the last sweep from its job row. A failed sweep is no service's state
+    // either: an error kept there outlived every later successful sweep.
+    let state = match (job.action, outcome) {
+        (Action::Sweep, _) | (_, Outcome::Swept { .. }) => None,
         _ => Some(ServiceStateRow::of(&job.service, job.id, outcome)?),
     };
     let state = state.as_ref();
@@ -417,6 +420,10 @@ impl ServiceStateRow {
             _ => None,
         };
         let (status, summary, checked, changed) = match outcome {
+            // A verify whose probes could not all be made proves nothing: not green.
+            Outcome::InSync { report } if report.state() == State::Unverified => {
+                ("unverified", report.line(), true, false)
+            }
             Outcome::InSync { report } => ("in_sync", report.line(), true, false),
             Outcome::Drifted { report } => ("drifted", report.line(), true, false),
             Outcome::Applied { applied } => (

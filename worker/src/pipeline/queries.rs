@@ -43,6 +43,110 @@ pub async fn service_states(pool: &PgPool) -> Result<Vec<ServiceState>, DbError>
         .collect()
 }
 
+/// The most recent sweep that ended: what `status` and the status page show for the sweep.
+#[derive(Clone, Debug)]
+pub struct LastSweep {
+    pub id: Uuid,
+    pub status: JobStatus,
+    pub outcome: Option<Outcome>,
+    pub last_error: Option<String>,
+    pub finished_at: DateTime<Utc>,
+    /// How long its last attempt ran.
+    pub duration_ms: Option<i32>,
+}
+
+impl LastSweep {
+    /// green (every service checked, none red), red (some drifted) or error (the sweep failed,
+    /// or a service's check did).
+    pub fn result(&self) -> &'static str {
+        match &self.outcome {
+            Some(Outcome::Swept { sweep }) if sweep.errors > 0 => "error",
+            Some(Outcome::Swept { sweep }) if sweep.drifted > 0 => "red",
+            Some(Outcome::Swept { .. }) => "green",
+            _ => "error",
+        }
+    }
+
+    /// What it found, or why it failed.
+    pub fn summary(&self) -> String {
+        match &self.outcome {
+            Some(Outcome::Swept { sweep }) => sweep.line(),
+            Some(Outcome::Failed { reason, .. }) => format!("failed: {reason}"),
+            _ => format!(
+                "ended {}: {}",
+                self.status.as_str(),
+                self.last_error.as_deref().unwrap_or("no outcome")
+            ),
+        }
+    }
+}
+
+pub async fn last_sweep(pool: &PgPool) -> Result<Option<LastSweep>, DbError> {
+    let row = sqlx::query(
+        "select j.id, j.status, j.outcome, j.last_error, j.finished_at,
+                (select a.duration_ms from attempts a where a.job_id = j.id
+                 order by a.attempt desc limit 1) as duration_ms
+         from jobs j
+         where j.action = 'sweep' and j.status in ('succeeded', 'failed', 'dead')
+           and j.finished_at is not null
+         order by j.finished_at desc limit 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    row.map(|row| {
+        let id: Uuid = row.try_get("id")?;
+        let status: String = row.try_get("status")?;
+        let outcome: Option<serde_json::Value> = row.try_get("outcome")?;
+        Ok(LastSweep {
+            id,
+            status: JobStatus::parse(&status).ok_or(DbError::Corrupt(id, "status"))?,
+            outcome: outcome.and_then(|v| serde_json::from_value(v).ok()),
+            last_error: row.try_get("last_error")?,
+            finished_at: row.try_get("finished_at")?,
+            duration_ms: row.try_get("duration_ms")?,
+        })
+    })
+    .transpose()
+}
+
+/// For each service red now, how many of its latest sweep checks in a row were red: drift that
+/// outlives several sweeps is what an alert should page on, not one red check.
+pub async fn red_sweeps(pool: &PgPool) -> Result<Vec<(String, i64)>, DbError> {
+    let rows = sqlx::query(
+        "select j.service, count(*) as n from jobs j
+         where j.action = 'check' and j.trigger = 'cron' and j.outcome->>'kind' = 'drifted'
+           and j.created_at > coalesce((
+               select max(k.created_at) from jobs k
+               where k.service = j.service and k.action = 'check' and k.trigger = 'cron'
+                 and coalesce(k.outcome->>'kind', '') <> 'drifted'), '-infinity')
+         group by j.service order by j.service",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("service")?, row.try_get("n")?)))
+        .collect()
+}
+
+/// How many jobs are in each status, and how many dead jobs no `retry` took up yet.
+pub async fn job_counts(pool: &PgPool) -> Result<(Vec<(String, i64)>, i64), DbError> {
+    let rows =
+        sqlx::query("select status, count(*) as n from jobs group by status order by status")
+            .fetch_all(pool)
+            .await?;
+    let counts = rows
+        .iter()
+        .map(|row| Ok((row.try_get("status")?, row.try_get("n")?)))
+        .collect::<Result<Vec<_>, DbError>>()?;
+    let unretried: i64 = sqlx::query_scalar(
+        "select count(*) from jobs j where j.status = 'dead'
+           and not exists (select 1 from jobs r where r.trigger_ref = 'retry:' || j.id::text)",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((counts, unretried))
+}
+
 /// A job as `history` shows it, with its attempts (oldest first).
 #[derive(Clone, Debug)]
 pub struct JobHistory {
@@ -137,6 +241,8 @@ pub struct Retryable {
     pub service: String,
     pub action: Action,
     pub status: JobStatus,
+    /// Why it failed, as recorded.
+    pub last_error: Option<String>,
 }
 
 fn retryable(row: &sqlx::postgres::PgRow) -> Result<Retryable, DbError> {
@@ -148,6 +254,7 @@ fn retryable(row: &sqlx::postgres::PgRow) -> Result<Retryable, DbError> {
         service: row.try_get("service")?,
         action: Action::parse(&action).ok_or(DbError::Corrupt(id, "action"))?,
         status: JobStatus::parse(&status).ok_or(DbError::Corrupt(id, "status"))?,
+        last_error: row.try_get("last_error")?,
     })
 }
 
@@ -159,7 +266,7 @@ pub async fn not_yet_retried(
 ) -> Result<Vec<Retryable>, DbError> {
     let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
     let rows = sqlx::query(
-        "select j.id, j.service, j.action, j.status from jobs j
+        "select j.id, j.service, j.action, j.status, j.last_error from jobs j
          where j.status = any($1)
            and not exists (select 1 from jobs r where r.trigger_ref = 'retry:' || j.id::text)
          order by j.created_at, j.id",
@@ -172,7 +279,7 @@ pub async fn not_yet_retried(
 
 /// One job by id, for `retry <id>`.
 pub async fn retryable_job(pool: &PgPool, id: Uuid) -> Result<Option<Retryable>, DbError> {
-    let row = sqlx::query("select id, service, action, status from jobs where id = $1")
+    let row = sqlx::query("select id, service, action, status, last_error from jobs where id = $1")
         .bind(id)
         .fetch_optional(pool)
         .await?;

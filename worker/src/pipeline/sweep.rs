@@ -289,6 +289,7 @@ mod tests {
             },
             warnings: Vec::new(),
             objects: Default::default(),
+            unverified: Vec::new(),
         }
     }
 

@@ -13,12 +13,12 @@ const API_SECRET: &str = "RECOGNISABLE-frappe-api-secret-d41c";
 const GREEN: &str =
     "✓ erpnext (frappe) — authentik app present, redirects match, client secret matches";
 
-struct Erp {
-    p: Platform,
-    frappe: FrappeHandle,
+pub struct Erp {
+    pub p: Platform,
+    pub frappe: FrappeHandle,
 }
 
-async fn platform(env: impl Fn(&FrappeHandle) -> String) -> Erp {
+pub async fn platform(env: impl Fn(&FrappeHandle) -> String) -> Erp {
     let frappe = FrappeSim::new(API_KEY, API_SECRET)
         .limited_user("limited-key", "limited-secret")
         .start()
@@ -27,7 +27,7 @@ async fn platform(env: impl Fn(&FrappeHandle) -> String) -> Erp {
     Erp { p, frappe }
 }
 
-fn full_env(frappe: &FrappeHandle) -> String {
+pub fn full_env(frappe: &FrappeHandle) -> String {
     format!(
         "DOMAIN=example.org\nERPNEXT_URL={}\nERPNEXT_API_KEY={API_KEY}\nERPNEXT_API_SECRET={API_SECRET}\n",
         frappe.base_url()

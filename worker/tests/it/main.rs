@@ -8,6 +8,7 @@ mod frappe;
 mod hostile;
 mod oauth_oidc;
 mod pipeline;
+mod plan_fix;
 mod proxy;
 mod redaction;
 mod request_retry;

@@ -11,12 +11,13 @@ use crate::support::Platform;
 const ZAMMAD_TOKEN: &str = "zammad-api-token-7d41e9";
 const SELF_SIGNED: &str = "authentik Self-signed Certificate";
 
-struct Setup {
-    p: Platform,
-    zammad: ZammadHandle,
+pub struct Setup {
+    pub p: Platform,
+    pub zammad: ZammadHandle,
 }
 
-async fn setup() -> Setup {
+/// Zammad's package with the authentik and Zammad stand-ins, nothing added yet.
+pub async fn setup() -> Setup {
     let zammad = ZammadSim::new(ZAMMAD_TOKEN).start().await;
     let p = Platform::with_env(
         &["zammad"],
@@ -222,6 +223,24 @@ async fn a_signing_keypair_swapped_in_authentik_is_named_by_fingerprint_and_rest
     let rotated = s.p.sim.add_keypair("rotated by hand", 365);
     s.p.sim
         .patch_provider("pma-sso-zammad", json!({"signing_kp": rotated["pk"]}));
+    // `plan` lists exactly the write `fix` makes: the provider's keypair, no Zammad setting.
+    let report = s.p.ctx.check("zammad").await.expect("check");
+    let writes: Vec<&str> = report
+        .drifts
+        .iter()
+        .map(|d| d.remedy.as_str())
+        .filter(|r| !r.starts_with("nothing to write"))
+        .collect();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert!(writes[0].contains("pma-sso-zammad"), "{writes:?}");
+    assert!(
+        !report
+            .drifts
+            .iter()
+            .any(|d| d.remedy.starts_with("write setting")),
+        "{:?}",
+        report.drifts
+    );
     s.p.sim.reset_requests();
     let zammad_writes = s.zammad.write_count();
     drift_then_fix(

@@ -12,19 +12,19 @@ use crate::support::{Platform, global_log_capture};
 const GREEN: &str =
     "✓ wikijs (wikijs) — authentik app present, redirects match, API key valid, strategy matches";
 
-struct Wiki {
-    p: Platform,
-    wiki: WikijsHandle,
+pub struct Wiki {
+    pub p: Platform,
+    pub wiki: WikijsHandle,
 }
 
 /// `.env` with the admin login (so keys can be minted) or a key issued by hand, or neither.
-enum Access {
+pub enum Access {
     Admin,
     Key,
     Nothing,
 }
 
-async fn platform(access: Access, extra_env: &str) -> Wiki {
+pub async fn platform(access: Access, extra_env: &str) -> Wiki {
     let wiki = WikijsSim::new().start().await;
     let mut env = format!("DOMAIN=example.org\nWIKIJS_URL={}\n", wiki.base_url());
     match access {
