@@ -193,7 +193,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Status {
         }
         Command::FixAll => commands::jobs::run(&ctx, &opts, Action::Fix, None, false, out).await,
         Command::Serve => commands::serve::serve(&ctx, out).await,
-        Command::Doctor => commands::doctor::run(&ctx, out).await,
+        Command::Doctor => commands::doctor::run(&ctx, opts.inline, out).await,
         Command::PruneHistory { keep } => commands::prune::run(&ctx, keep, out).await,
         Command::Sweep => commands::serve::sweep(&ctx, &opts, out).await,
         Command::GitHook { .. } | Command::Enqueue { .. } | Command::Init { .. } => {

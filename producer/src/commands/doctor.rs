@@ -1,13 +1,18 @@
 //! `doctor`: is everything pma-sso depends on there and usable? One line per check — database,
 //! broker, token, authentik version, embedded outpost, packages — exit 2 if any fails. Each
-//! check runs whatever the others found, so one run shows every problem.
+//! check runs whatever the others found, so one run shows every problem. `--inline` uses
+//! neither the database nor the broker, so it does not check them. An error line is one short
+//! sentence of ours: a driver's own wording (PostgreSQL's source line, sqlx's prefixes) is
+//! reduced to its message.
 
 use std::io::Write;
 use std::time::Duration;
 
+use sqlx::Connection;
+
 use worker::Context;
 use worker::live::EMBEDDED_OUTPOST;
-use worker::pipeline::{db, queue};
+use worker::pipeline::queue;
 
 use crate::cli::Status;
 
@@ -37,17 +42,40 @@ async fn timed<T>(
         .unwrap_or_else(|_| Err(format!("{what} did not answer within {CHECK_TIMEOUT:?}")))
 }
 
+/// PostgreSQL's own message, without sqlx's prefix or the server's source location.
+fn database_problem(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::PoolTimedOut => "no connection within the pool's timeout".to_owned(),
+        other => one_sentence(&other.to_string()),
+    }
+}
+
+/// The first sentence of another program's message, without a trailing period.
+fn one_sentence(text: &str) -> String {
+    let first = text.lines().next().unwrap_or_default();
+    let first = first.split(". ").next().unwrap_or(first);
+    // The OS error number and the drivers' own labels say nothing to an operator.
+    let first = first.split(" (os error").next().unwrap_or(first);
+    let first = first
+        .trim_start_matches("broker: ")
+        .trim_start_matches("IO error: ");
+    first.trim().trim_end_matches('.').to_owned()
+}
+
 async fn database(ctx: &Context) -> Result<String, String> {
     let pipeline = super::pipeline_settings(ctx)?;
     timed("PostgreSQL", async {
-        let pool = db::connect(&pipeline.database_url, 1)
+        // One plain connection: a pool would retry until its timeout and then say only that.
+        let mut conn = sqlx::PgConnection::connect(&pipeline.database_url)
             .await
-            .map_err(|e| format!("{e} (DATABASE_URL)"))?;
+            .map_err(|e| format!("PostgreSQL refused DATABASE_URL: {}", database_problem(&e)))?;
         let one: i32 = sqlx::query_scalar("select 1")
-            .fetch_one(&pool)
+            .fetch_one(&mut conn)
             .await
-            .map_err(|e| e.to_string())?;
-        pool.close().await;
+            .map_err(|e| database_problem(&e))?;
+        let _ = conn.close().await;
         debug_assert_eq!(one, 1);
         Ok("PostgreSQL answers".to_owned())
     })
@@ -59,7 +87,7 @@ async fn broker(ctx: &Context) -> Result<String, String> {
     timed("RabbitMQ", async {
         let conn = queue::connect(&pipeline.amqp_url)
             .await
-            .map_err(|e| format!("{e} (AMQP_URL)"))?;
+            .map_err(|e| format!("RabbitMQ at AMQP_URL: {}", one_sentence(&e.to_string())))?;
         let _ = conn.close(200, "doctor".into()).await;
         Ok("RabbitMQ answers".to_owned())
     })
@@ -129,20 +157,29 @@ fn packages(ctx: &Context) -> Result<String, String> {
     }
 }
 
-pub async fn run(ctx: &Context, out: &mut dyn Write) -> Status {
+/// A check that the chosen mode does not need.
+const UNUSED: &str = "not checked: --inline uses neither PostgreSQL nor RabbitMQ";
+
+pub async fn run(ctx: &Context, inline: bool, out: &mut dyn Write) -> Status {
+    let (database, broker) = if inline {
+        (None, None)
+    } else {
+        (Some(database(ctx).await), Some(broker(ctx).await))
+    };
     let results = [
-        ("database", database(ctx).await),
-        ("broker", broker(ctx).await),
-        ("token", token(ctx).await),
-        ("version", version(ctx).await),
-        ("outpost", outpost(ctx).await),
-        ("packages", packages(ctx)),
+        ("database", database),
+        ("broker", broker),
+        ("token", Some(token(ctx).await)),
+        ("version", Some(version(ctx).await)),
+        ("outpost", Some(outpost(ctx).await)),
+        ("packages", Some(packages(ctx))),
     ];
     let mut status = Status::Green;
     for (name, result) in results {
         let _ = match result {
-            Ok(line) => writeln!(out, "✓ {name} — {line}"),
-            Err(e) => {
+            None => writeln!(out, "· {name} — {UNUSED}"),
+            Some(Ok(line)) => writeln!(out, "✓ {name} — {line}"),
+            Some(Err(e)) => {
                 status = Status::Error;
                 writeln!(out, "❌ {name} — {e}")
             }
@@ -154,6 +191,19 @@ pub async fn run(ctx: &Context, out: &mut dyn Write) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn another_programs_message_is_cut_to_its_first_sentence() {
+        assert_eq!(
+            one_sentence("connection refused. Is the server running?\nmore"),
+            "connection refused"
+        );
+        assert_eq!(one_sentence("plain."), "plain");
+        assert_eq!(
+            one_sentence("broker: IO error: Connection refused (os error 111)"),
+            "Connection refused"
+        );
+    }
 
     #[test]
     fn versions_in_and_out_of_the_tested_range() {
