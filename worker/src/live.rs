@@ -3,6 +3,7 @@
 
 use schemas::{Manifest, Sso};
 
+use crate::authentik::cleanup::{OAUTH2_MODEL, PROXY_MODEL, SAML_MODEL};
 use crate::authentik::{
     Application, AuthentikError, CertificateKeyPair, Client, Flow, OAuth2Provider, Outpost,
     ProxyProvider, SamlPropertyMapping, SamlProvider, ScopeMapping,
@@ -113,9 +114,9 @@ impl Live<'_> {
             out.insert("application".to_owned(), app.pk.clone());
         }
         let provider = match (self.oauth2, self.saml, self.proxy) {
-            (Some(p), _, _) => Some((p.pk, "authentik_providers_oauth2.oauth2provider")),
-            (_, Some(p), _) => Some((p.pk, "authentik_providers_saml.samlprovider")),
-            (_, _, Some(p)) => Some((p.pk, "authentik_providers_proxy.proxyprovider")),
+            (Some(p), _, _) => Some((p.pk, OAUTH2_MODEL)),
+            (_, Some(p), _) => Some((p.pk, SAML_MODEL)),
+            (_, _, Some(p)) => Some((p.pk, PROXY_MODEL)),
             _ => None,
         };
         if let Some((pk, model)) = provider {
@@ -123,6 +124,15 @@ impl Live<'_> {
             out.insert("provider_model".to_owned(), model.to_owned());
         }
         out
+    }
+}
+
+/// `meta_model_name` of the provider a manifest's type needs.
+pub fn provider_model(manifest: &Manifest) -> &'static str {
+    match manifest.sso {
+        Sso::Saml(_) => SAML_MODEL,
+        Sso::Proxy(_) => PROXY_MODEL,
+        Sso::Oauth(_) | Sso::Oidc(_) | Sso::Wikijs(_) | Sso::Frappe(_) => OAUTH2_MODEL,
     }
 }
 

@@ -195,6 +195,7 @@ fn desired(ctx: &Context, svc: &Service<'_>, catalog: &Catalog) -> Result<Desire
         app: AppSpec {
             slug: m.slug().to_string(),
             name: m.display_name().to_owned(),
+            owns_name: m.display_name.is_some(),
             launch_url: format!("{url}/"),
             provider_name: provider_name(m),
         },
