@@ -77,6 +77,10 @@ pub enum Command {
         /// The git repository (default: the working directory).
         #[arg(long)]
         repo: Option<std::path::PathBuf>,
+        /// Queue only when HEAD is on this branch (`PMA_SSO_DEPLOY_BRANCH` overrides it); the
+        /// git hooks pass the branch they were installed on.
+        #[arg(long)]
+        deploy_branch: Option<String>,
     },
     /// One line per service from the recorded state: last result, when, the reason if red.
     Status,
@@ -154,9 +158,16 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Status {
             changed,
             replay_spool,
             repo,
+            deploy_branch,
         } => {
-            return commands::enqueue::run(changed.as_deref(), *replay_spool, repo.as_deref(), out)
-                .await;
+            return commands::enqueue::run(
+                changed.as_deref(),
+                *replay_spool,
+                repo.as_deref(),
+                deploy_branch.as_deref(),
+                out,
+            )
+            .await;
         }
         // Before settings: there is no AUTHENTIK_TOKEN yet.
         Command::Init { admin_token_stdin } => {

@@ -322,9 +322,15 @@ async fn serve_receives_webhooks_and_stops_cleanly_on_sigterm() {
     let jobs = p.jobs().await;
     assert_eq!(
         jobs.iter()
+            .filter(|j| j.action != "sweep")
             .map(|j| (j.service.as_str(), j.action.as_str(), j.trigger.as_str()))
             .collect::<Vec<_>>(),
         [("grafana", "check", "webhook")]
+    );
+    assert!(
+        jobs.iter().any(|j| j.action == "sweep"
+            && j.trigger_ref.as_deref() == Some(producer::serve::leader::START_REF)),
+        "serve swept at start: {jobs:?}"
     );
     // SIGTERM, as `docker compose stop` sends it.
     let exit = testkit::process::sigterm(&mut child, Duration::from_secs(15))
