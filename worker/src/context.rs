@@ -108,9 +108,14 @@ impl Context {
     /// service's error; it never hides the others.
     pub async fn check_all(&self) -> Result<Vec<ServiceResult>, FlowError> {
         let packages = list_packages(&self.settings.packages_dir)?;
-        let snapshot = Snapshot::fetch_all(&self.authentik)
-            .await
-            .map_err(FlowError::ReadAuthentik)?;
+        let slugs: Vec<String> = packages
+            .iter()
+            .filter_map(|(_, p)| p.as_ref().ok().map(|p| p.manifest.slug().to_string()))
+            .collect();
+        let snapshot =
+            Snapshot::fetch_all_for(&self.authentik, &slugs, self.settings.least_privilege)
+                .await
+                .map_err(FlowError::ReadAuthentik)?;
         // `.env` is read and parsed once for the whole sweep (it holds every service's keys,
         // so it grows with the platform). If it cannot be read, each service reports why.
         let env = self.read_env().ok();

@@ -145,13 +145,41 @@ impl Snapshot {
     /// Everything a sweep over all services needs, in a few paginated list calls (one per
     /// kind of object, however many services there are).
     pub async fn fetch_all(client: &Client) -> Result<Snapshot, AuthentikError> {
+        let (mut snapshot, applications) =
+            tokio::try_join!(Self::fetch_lists(client), client.applications())?;
+        snapshot.applications = applications;
+        Ok(snapshot)
+    }
+
+    /// A sweep's snapshot. With a superuser's token, [`Snapshot::fetch_all`]. Without one
+    /// (`least_privilege`), authentik's application list is the token's own policy-filtered
+    /// launcher list (cached for 24 h), which misses deleted and access-restricted
+    /// applications: each of `slugs` is read by slug instead — one request per service on top
+    /// of the list calls.
+    pub async fn fetch_all_for(
+        client: &Client,
+        slugs: &[String],
+        least_privilege: bool,
+    ) -> Result<Snapshot, AuthentikError> {
+        if !least_privilege {
+            return Self::fetch_all(client).await;
+        }
+        let (mut snapshot, apps) = tokio::try_join!(
+            Self::fetch_lists(client),
+            futures_util::future::try_join_all(slugs.iter().map(|s| client.application(s))),
+        )?;
+        snapshot.applications = apps.into_iter().flatten().collect();
+        Ok(snapshot)
+    }
+
+    /// Everything [`Snapshot::fetch_all`] reads except the applications.
+    async fn fetch_lists(client: &Client) -> Result<Snapshot, AuthentikError> {
         let (
-            (applications, oauth2_providers, saml_providers, proxy_providers, outposts),
+            (oauth2_providers, saml_providers, proxy_providers, outposts),
             (flows, scope_mappings, saml_mappings, keypairs),
         ) = tokio::try_join!(
             async {
                 tokio::try_join!(
-                    client.applications(),
                     client.oauth2_providers(),
                     client.saml_providers(),
                     client.proxy_providers(),
@@ -174,7 +202,7 @@ impl Snapshot {
                 keypairs,
                 saml_mappings,
             },
-            applications,
+            applications: Vec::new(),
             oauth2_providers,
             saml_providers,
             proxy_providers,

@@ -76,16 +76,19 @@ fn claimed(ctx: &Context) -> Result<Claimed, String> {
 
 pub async fn find(ctx: &Context) -> Result<Found, String> {
     let claimed = claimed(ctx)?;
-    let ours = ctx
-        .authentik
-        .applications_published_by(PUBLISHER)
-        .await
-        .map_err(|e| e.to_string())?;
     let providers = ctx
         .authentik
         .all_providers()
         .await
         .map_err(|e| e.to_string())?;
+    let ours = if ctx.settings.least_privilege {
+        applications_of_our_providers(ctx, &providers).await?
+    } else {
+        ctx.authentik
+            .applications_published_by(PUBLISHER)
+            .await
+            .map_err(|e| e.to_string())?
+    };
     let apps: Vec<Orphan> = ours
         .into_iter()
         .filter(|a| !claimed.slugs.contains(&a.slug))
@@ -124,6 +127,34 @@ pub async fn find(ctx: &Context) -> Result<Found, String> {
         apps,
         providers: unused,
     })
+}
+
+/// Without a superuser's token the application list is the token's own launcher list, so
+/// ours are found through our providers' `assigned_application_slug` and read by slug (an
+/// application of ours always links to a `pma-sso-…` provider).
+async fn applications_of_our_providers(
+    ctx: &Context,
+    providers: &[ProviderRef],
+) -> Result<Vec<Application>, String> {
+    let slugs: BTreeSet<&str> = providers
+        .iter()
+        .filter(|p| p.name.starts_with(OURS))
+        .filter_map(|p| p.assigned_application_slug.as_deref())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut apps = Vec::new();
+    for slug in slugs {
+        if let Some(app) = ctx
+            .authentik
+            .application(slug)
+            .await
+            .map_err(|e| e.to_string())?
+            && app.meta_publisher == PUBLISHER
+        {
+            apps.push(app);
+        }
+    }
+    Ok(apps)
 }
 
 /// `.env` keys that belonged to a pruned service: the default names for its slug, and any key

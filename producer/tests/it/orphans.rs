@@ -139,3 +139,27 @@ async fn orphans_reports_and_prunes_a_provider_of_ours_that_no_application_uses(
     assert!(!env.contains("REDMINE_SSO_CLIENT_SECRET"), "{out}");
     h.finish().await;
 }
+
+#[tokio::test]
+async fn orphans_with_a_least_privilege_token_finds_ours_through_the_providers() {
+    let h = Harness::start(&["grafana", "redmine"]).await;
+    let (code, out) = h.pma(&["fix-all"]).await;
+    assert_eq!(code, 0, "{out}");
+    h.remove_package("redmine");
+    h.set_env("PMA_SSO_LEAST_PRIVILEGE", "true");
+    h.sim.reset_requests();
+    let (code, out) = h.pma(&["--inline", "orphans"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.starts_with("orphan: application redmine (Redmine), provider pma-sso-redmine (pk "),
+        "{out}"
+    );
+    let lists = h
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/core/applications/"))
+        .count();
+    assert_eq!(lists, 0, "no application list with a least-privilege token");
+    h.finish().await;
+}
