@@ -113,6 +113,10 @@ pub enum Command {
         /// Read the admin token from the first line of stdin instead of AUTHENTIK_ADMIN_TOKEN.
         #[arg(long)]
         admin_token_stdin: bool,
+        /// A role holding only the permissions pma-sso needs instead of superuser; sweeps then
+        /// read each application by slug (one request per service).
+        #[arg(long)]
+        least_privilege: bool,
     },
     /// authentik's side of the webhook receiver.
     Webhook {
@@ -170,8 +174,11 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Status {
             .await;
         }
         // Before settings: there is no AUTHENTIK_TOKEN yet.
-        Command::Init { admin_token_stdin } => {
-            return commands::init::run(*admin_token_stdin, out).await;
+        Command::Init {
+            admin_token_stdin,
+            least_privilege,
+        } => {
+            return commands::init::run(*admin_token_stdin, *least_privilege, out).await;
         }
         _ => {}
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use sqlx::Connection;
 
 use worker::Context;
+use worker::authentik::rbac::PERMISSIONS;
 use worker::live::EMBEDDED_OUTPOST;
 use worker::pipeline::queue;
 
@@ -143,6 +144,80 @@ async fn outpost(ctx: &Context) -> Result<String, String> {
     .await
 }
 
+/// A permissions finding: an error (`false`) or a warning (`true`).
+type Finding = (bool, String);
+
+/// With `PMA_SSO_LEAST_PRIVILEGE`: the permissions the token's roles hold (read with its own
+/// token from `/rbac/permissions/?role=`), against the list pma-sso needs. A missing one is an
+/// error, an excess one a warning, each named. `Ok` is the line when all is well.
+async fn permissions(ctx: &Context) -> Result<String, Vec<Finding>> {
+    let read = timed("authentik", async {
+        let me = ctx.authentik.me().await.map_err(|e| e.to_string())?;
+        let superuser = me.pointer("/user/is_superuser").and_then(|v| v.as_bool()) == Some(true);
+        let roles: Vec<(String, String)> = me
+            .pointer("/user/roles")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|r| Some((r["pk"].as_str()?.to_owned(), r["name"].as_str()?.to_owned())))
+            .collect();
+        let mut held = std::collections::BTreeSet::new();
+        for (pk, _) in &roles {
+            let perms = ctx
+                .authentik
+                .role_permissions(pk)
+                .await
+                .map_err(|e| e.to_string())?;
+            held.extend(perms);
+        }
+        Ok((superuser, roles, held))
+    })
+    .await;
+    let (superuser, roles, held) = read.map_err(|e| vec![(false, e)])?;
+    if superuser {
+        return Err(vec![(
+            true,
+            "PMA_SSO_LEAST_PRIVILEGE is set but the token is a superuser's".to_owned(),
+        )]);
+    }
+    let missing: Vec<&str> = PERMISSIONS
+        .iter()
+        .copied()
+        .filter(|p| !held.contains(*p))
+        .collect();
+    let excess: Vec<&str> = held
+        .iter()
+        .map(String::as_str)
+        .filter(|p| !PERMISSIONS.contains(p))
+        .collect();
+    let mut findings = Vec::new();
+    if !missing.is_empty() {
+        findings.push((
+            false,
+            format!("the token's roles lack {}", missing.join(", ")),
+        ));
+    }
+    if !excess.is_empty() {
+        findings.push((
+            true,
+            format!(
+                "the token's roles hold more than pma-sso needs: {}",
+                excess.join(", ")
+            ),
+        ));
+    }
+    if findings.is_empty() {
+        let names: Vec<&str> = roles.iter().map(|(_, n)| n.as_str()).collect();
+        Ok(format!(
+            "the {} permissions pma-sso needs, from role {}",
+            PERMISSIONS.len(),
+            names.join(", ")
+        ))
+    } else {
+        Err(findings)
+    }
+}
+
 fn packages(ctx: &Context) -> Result<String, String> {
     let dir = &ctx.settings.packages_dir;
     let loaded = schemas::load_packages(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -175,6 +250,11 @@ pub async fn run(ctx: &Context, inline: bool, out: &mut dyn Write) -> Status {
         ("packages", Some(packages(ctx))),
     ];
     let mut status = Status::Green;
+    let permissions = if ctx.settings.least_privilege {
+        Some(permissions(ctx).await)
+    } else {
+        None
+    };
     for (name, result) in results {
         let _ = match result {
             None => writeln!(out, "· {name} — {UNUSED}"),
@@ -184,6 +264,22 @@ pub async fn run(ctx: &Context, inline: bool, out: &mut dyn Write) -> Status {
                 writeln!(out, "❌ {name} — {e}")
             }
         };
+    }
+    match permissions {
+        None => {}
+        Some(Ok(line)) => {
+            let _ = writeln!(out, "✓ permissions — {line}");
+        }
+        Some(Err(findings)) => {
+            for (warning, text) in findings {
+                if warning {
+                    let _ = writeln!(out, "⚠ permissions — {text}");
+                } else {
+                    status = Status::Error;
+                    let _ = writeln!(out, "❌ permissions — {text}");
+                }
+            }
+        }
     }
     status
 }

@@ -9,7 +9,11 @@
 //! account (`service-account-<name>-password`, which pma-sso never uses) is deleted. A token is
 //! never printed or logged.
 //!
-//! Why superuser: authentik lists every application only to a superuser
+//! `--least-privilege` gives the account a role holding [`PERMISSIONS`] instead (and takes it
+//! out of the superuser group), and sets `PMA_SSO_LEAST_PRIVILEGE=true` so the commands read
+//! authentik in the way that is correct without superuser.
+//!
+//! Why superuser is the default: authentik lists every application only to a superuser
 //! (`superuser_full_list`); anyone else gets their own policy-filtered launcher list, cached for
 //! 24 h. A least-privilege account would have to read each manifest's application by slug —
 //! one request per service, over 1,000 for 1,000 services, against the sweep's nine list calls
@@ -20,6 +24,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use worker::authentik::rbac::PERMISSIONS;
 use worker::authentik::{AuthentikError, Client};
 use worker::envfile::{self, EnvFile};
 
@@ -27,6 +32,8 @@ use crate::cli::{Status, fail};
 
 /// The service account's username unless `PMA_SSO_SERVICE_ACCOUNT` names another.
 pub const SERVICE_ACCOUNT: &str = "pma-sso";
+/// `.env` key that tells the commands the token is not a superuser's.
+pub const LEAST_PRIVILEGE_ENV: &str = "PMA_SSO_LEAST_PRIVILEGE";
 /// `.env`/environment key naming the service account.
 pub const ACCOUNT_ENV: &str = "PMA_SSO_SERVICE_ACCOUNT";
 /// authentik's built-in superuser group (`is_superuser: true`).
@@ -38,8 +45,8 @@ pub const USER_ENV: &str = "PMA_SSO_AUTHENTIK_USER";
 /// Where the admin token is read from, unless `--admin-token-stdin`.
 pub const ADMIN_TOKEN_ENV: &str = "AUTHENTIK_ADMIN_TOKEN";
 
-pub async fn run(admin_token_stdin: bool, out: &mut dyn Write) -> Status {
-    match init(admin_token_stdin, out).await {
+pub async fn run(admin_token_stdin: bool, least_privilege: bool, out: &mut dyn Write) -> Status {
+    match init(admin_token_stdin, least_privilege, out).await {
         Ok(()) => Status::Green,
         Err(message) => fail(out, &message),
     }
@@ -131,17 +138,21 @@ fn admin_token(from_stdin: bool) -> Result<SecretString, String> {
     Ok(SecretString::from(token))
 }
 
-async fn init(admin_token_stdin: bool, out: &mut dyn Write) -> Result<(), String> {
+async fn init(
+    admin_token_stdin: bool,
+    least_privilege: bool,
+    out: &mut dyn Write,
+) -> Result<(), String> {
     let s = settings()?;
     let client = |token: SecretString| {
         Client::new(&s.authentik_url, token, s.timeout).map_err(|e| e.to_string())
     };
 
     // Already done? A stored token that authenticates as a superuser pma-sso needs nothing.
-    if let Some(token) = s.stored_token.clone() {
+    if let Some(token) = s.stored_token.clone().filter(|_| !least_privilege) {
         match client(token)?.whoami().await {
             Ok(user) if user.username == s.account && user.is_superuser => {
-                store(&s, None, &user.username)?;
+                store(&s, None, &user.username, false)?;
                 let _ = writeln!(
                     out,
                     "unchanged: service account {} ({TOKEN_ENV} in .env works)",
@@ -201,26 +212,11 @@ async fn init(admin_token_stdin: bool, out: &mut dyn Write) -> Result<(), String
 
     remove_app_password(&admin, &username, user_pk, out).await?;
 
-    let group = admin
-        .group_by_name(ADMIN_GROUP)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("authentik has no group {ADMIN_GROUP:?}"))?;
-    if group.users.contains(&user_pk) {
-        let _ = writeln!(out, "unchanged: {username} is in group {ADMIN_GROUP}");
+    if least_privilege {
+        grant_role(&admin, &username, user_pk, out).await?;
     } else {
-        admin
-            .add_user_to_group(&group.pk, user_pk)
-            .await
-            .map_err(|e| e.to_string())?;
-        let _ = writeln!(out, "added: {username} to group {ADMIN_GROUP}");
+        join_admins(&admin, &username, user_pk, out).await?;
     }
-    let _ = writeln!(
-        out,
-        "note: {username} is a superuser: authentik lists every application only to superusers, \
-         and reading each service's application one by one instead would cost a sweep one \
-         request per service"
-    );
 
     let identifier = token_identifier(&admin, &username, user_pk).await?;
     let reuse = admin
@@ -254,13 +250,102 @@ async fn init(admin_token_stdin: bool, out: &mut dyn Write) -> Result<(), String
         }
         Err(e) => return Err(format!("the new token {identifier} does not work: {e}")),
     }
-    store(&s, Some(&key), &username)?;
+    store(&s, Some(&key), &username, least_privilege)?;
     let verb = if reuse { "reused" } else { "created" };
     let _ = writeln!(
         out,
         "{verb}: API token {identifier} (non-expiring), stored as {TOKEN_ENV} and {USER_ENV} in .env"
     );
     Ok(())
+}
+
+/// The superuser default: membership of authentik's superuser group.
+async fn join_admins(
+    admin: &Client,
+    username: &str,
+    user_pk: i64,
+    out: &mut dyn Write,
+) -> Result<(), String> {
+    let group = admin_group(admin).await?;
+    if group.users.contains(&user_pk) {
+        let _ = writeln!(out, "unchanged: {username} is in group {ADMIN_GROUP}");
+    } else {
+        admin
+            .add_user_to_group(&group.pk, user_pk)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = writeln!(out, "added: {username} to group {ADMIN_GROUP}");
+    }
+    let _ = writeln!(
+        out,
+        "note: {username} is a superuser: authentik lists every application only to superusers, \
+         and reading each service's application one by one instead would cost a sweep one \
+         request per service (`init --least-privilege` makes that trade)"
+    );
+    Ok(())
+}
+
+async fn admin_group(admin: &Client) -> Result<worker::authentik::Group, String> {
+    admin
+        .group_by_name(ADMIN_GROUP)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("authentik has no group {ADMIN_GROUP:?}"))
+}
+
+/// `--least-privilege`: a role of our own holding exactly [`PERMISSIONS`], and no superuser
+/// group membership.
+async fn grant_role(
+    admin: &Client,
+    username: &str,
+    user_pk: i64,
+    out: &mut dyn Write,
+) -> Result<(), String> {
+    let name = role_name(username);
+    let role = match admin.role_by_name(&name).await.map_err(|e| e.to_string())? {
+        Some(role) => role,
+        None => {
+            let role = admin
+                .create_role(&name)
+                .await
+                .map_err(|e| format!("creating role {name}: {e}"))?;
+            let _ = writeln!(out, "created: role {name}");
+            role
+        }
+    };
+    admin
+        .assign_role_permissions(&role.pk, PERMISSIONS)
+        .await
+        .map_err(|e| format!("assigning permissions to role {name}: {e}"))?;
+    let _ = writeln!(
+        out,
+        "set: role {name} holds the {} permissions pma-sso needs",
+        PERMISSIONS.len()
+    );
+    admin
+        .add_user_to_role(&role.pk, user_pk)
+        .await
+        .map_err(|e| format!("giving {username} role {name}: {e}"))?;
+    let group = admin_group(admin).await?;
+    if group.users.contains(&user_pk) {
+        admin
+            .remove_user_from_group(&group.pk, user_pk)
+            .await
+            .map_err(|e| format!("removing {username} from {ADMIN_GROUP}: {e}"))?;
+        let _ = writeln!(out, "removed: {username} from group {ADMIN_GROUP}");
+    }
+    let _ = writeln!(
+        out,
+        "note: least privilege: sweeps, verify and orphans read each service's application by \
+         slug (authentik lists every application only to superusers): one request per service, \
+         about 1,010 for 1,000 services against about 30 as superuser"
+    );
+    Ok(())
+}
+
+/// The least-privilege role of a service account.
+pub fn role_name(account: &str) -> String {
+    format!("{account} (pma-sso least privilege)")
 }
 
 /// The app password that creating a service account leaves: pma-sso authenticates with its
@@ -326,8 +411,16 @@ mod tests {
     }
 }
 
-fn store(s: &InitSettings, token: Option<&SecretString>, username: &str) -> Result<(), String> {
-    let mut changes = vec![(USER_ENV, Some(username))];
+fn store(
+    s: &InitSettings,
+    token: Option<&SecretString>,
+    username: &str,
+    least_privilege: bool,
+) -> Result<(), String> {
+    let mut changes = vec![
+        (USER_ENV, Some(username)),
+        (LEAST_PRIVILEGE_ENV, least_privilege.then_some("true")),
+    ];
     if let Some(token) = token {
         changes.push((TOKEN_ENV, Some(token.expose_secret())));
     }

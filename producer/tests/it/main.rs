@@ -10,6 +10,7 @@ mod history;
 mod hostile;
 mod init;
 mod justfile;
+mod least_privilege;
 mod orphans;
 mod plan;
 mod platform;

@@ -9,6 +9,7 @@ pub mod cleanup;
 mod error;
 mod identity;
 mod notifications;
+pub mod rbac;
 mod types;
 
 use std::path::PathBuf;
