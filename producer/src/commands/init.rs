@@ -386,6 +386,24 @@ async fn token_identifier(admin: &Client, account: &str, user_pk: i64) -> Result
     }
 }
 
+fn store(
+    s: &InitSettings,
+    token: Option<&SecretString>,
+    username: &str,
+    least_privilege: bool,
+) -> Result<(), String> {
+    let mut changes = vec![
+        (USER_ENV, Some(username)),
+        (LEAST_PRIVILEGE_ENV, least_privilege.then_some("true")),
+    ];
+    if let Some(token) = token {
+        changes.push((TOKEN_ENV, Some(token.expose_secret())));
+    }
+    envfile::update(&s.env_path, &changes)
+        .map(|_| ())
+        .map_err(|e| format!("writing .env: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,22 +427,4 @@ mod tests {
         assert!(!valid_username("has space"));
         assert!(!valid_username("a/b"));
     }
-}
-
-fn store(
-    s: &InitSettings,
-    token: Option<&SecretString>,
-    username: &str,
-    least_privilege: bool,
-) -> Result<(), String> {
-    let mut changes = vec![
-        (USER_ENV, Some(username)),
-        (LEAST_PRIVILEGE_ENV, least_privilege.then_some("true")),
-    ];
-    if let Some(token) = token {
-        changes.push((TOKEN_ENV, Some(token.expose_secret())));
-    }
-    envfile::update(&s.env_path, &changes)
-        .map(|_| ())
-        .map_err(|e| format!("writing .env: {e}"))
 }
