@@ -67,19 +67,25 @@ fn authentik_env(sim: &testkit::SimHandle) -> String {
     )
 }
 
-#[tokio::test]
-async fn a_sweep_of_the_twelve_bundled_services_reads_authentik_as_often_as_a_sweep_of_one() {
-    let sim = PlatformSim::start(TOKEN).await;
+/// The twelve bundled services, each really added to authentik so checks compare live
+/// objects.
+async fn twelve_added(sim: &PlatformSim) -> (tempfile::TempDir, worker::Context) {
     let env = format!(
         "DOMAIN=example.org\nAUTHENTIK_TOKEN={TOKEN}\nPMA_SSO_EXEC_RUNNER=true\n{}",
         sim.env_lines()
     );
     let twelve = platform_dir(&ALL, &env);
     let ctx = context(twelve.path());
-    // Every service really exists in authentik, so the checks compare live objects.
     for name in ALL {
         ctx.apply(name, Action::Add).await.expect("add");
     }
+    (twelve, ctx)
+}
+
+#[tokio::test]
+async fn a_sweep_of_the_twelve_bundled_services_reads_authentik_as_often_as_a_sweep_of_one() {
+    let sim = PlatformSim::start(TOKEN).await;
+    let (twelve, ctx) = twelve_added(&sim).await;
     // The same platform with only one manifest left: same .env, same delivered settings.
     let one = tempfile::tempdir().expect("tmp");
     copy_tree(twelve.path(), one.path());
@@ -331,15 +337,7 @@ async fn sweep_reads(
 async fn a_least_privilege_sweep_reads_each_application_by_slug_so_superuser_stays_the_default() {
     // Twelve bundled services, all added.
     let sim = PlatformSim::start(TOKEN).await;
-    let env = format!(
-        "DOMAIN=example.org\nAUTHENTIK_TOKEN={TOKEN}\nPMA_SSO_EXEC_RUNNER=true\n{}",
-        sim.env_lines()
-    );
-    let twelve = platform_dir(&ALL, &env);
-    let ctx = context(twelve.path());
-    for name in ALL {
-        ctx.apply(name, Action::Add).await.expect("add");
-    }
+    let (twelve, _) = twelve_added(&sim).await;
     let a = &sim.authentik;
     let (superuser_12, synced) = sweep_reads(
         &|| a.reset_requests(),
