@@ -139,6 +139,7 @@ pub fn context_settings(authentik_url: &str, dir: &std::path::Path) -> Settings 
         state_dir: dir.join(".pma-sso"),
         exec_runner: vec!["true".into()],
         http_timeout: Duration::from_secs(30),
+        least_privilege: false,
     }
 }
 

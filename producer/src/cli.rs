@@ -78,6 +78,10 @@ pub enum Command {
         /// The git repository (default: the working directory).
         #[arg(long)]
         repo: Option<std::path::PathBuf>,
+        /// Queue only when HEAD is on this branch (`PMA_SSO_DEPLOY_BRANCH` overrides it); the
+        /// git hooks pass the branch they were installed on.
+        #[arg(long)]
+        deploy_branch: Option<String>,
     },
     /// One line per service from the recorded state: last result, when, the reason if red.
     Status,
@@ -110,6 +114,10 @@ pub enum Command {
         /// Read the admin token from the first line of stdin instead of AUTHENTIK_ADMIN_TOKEN.
         #[arg(long)]
         admin_token_stdin: bool,
+        /// A role holding only the permissions pma-sso needs instead of superuser; sweeps then
+        /// read each application by slug (one request per service).
+        #[arg(long)]
+        least_privilege: bool,
     },
     /// authentik's side of the webhook receiver.
     Webhook {
@@ -190,13 +198,23 @@ async fn run_command(cli: Cli, out: &mut dyn Write) -> Status {
             changed,
             replay_spool,
             repo,
+            deploy_branch,
         } => {
-            return commands::enqueue::run(changed.as_deref(), *replay_spool, repo.as_deref(), out)
-                .await;
+            return commands::enqueue::run(
+                changed.as_deref(),
+                *replay_spool,
+                repo.as_deref(),
+                deploy_branch.as_deref(),
+                out,
+            )
+            .await;
         }
         // Before settings: there is no AUTHENTIK_TOKEN yet.
-        Command::Init { admin_token_stdin } => {
-            return commands::init::run(*admin_token_stdin, out).await;
+        Command::Init {
+            admin_token_stdin,
+            least_privilege,
+        } => {
+            return commands::init::run(*admin_token_stdin, *least_privilege, out).await;
         }
         _ => {}
     }
@@ -247,7 +265,7 @@ async fn run_command(cli: Cli, out: &mut dyn Write) -> Status {
             commands::jobs::run(&ctx, &opts, Action::Fix, None, Shape::Lines, out).await
         }
         Command::Serve => commands::serve::serve(&ctx, out).await,
-        Command::Doctor => commands::doctor::run(&ctx, out).await,
+        Command::Doctor => commands::doctor::run(&ctx, opts.inline, out).await,
         Command::PruneHistory { keep } => commands::prune::run(&ctx, keep, out).await,
         Command::Sweep => commands::serve::sweep(&ctx, &opts, out).await,
         Command::GitHook { .. } | Command::Enqueue { .. } | Command::Init { .. } => {

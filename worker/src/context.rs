@@ -108,9 +108,14 @@ impl Context {
     /// service's error; it never hides the others.
     pub async fn check_all(&self) -> Result<Vec<ServiceResult>, FlowError> {
         let packages = list_packages(&self.settings.packages_dir)?;
-        let snapshot = Snapshot::fetch_all(&self.authentik)
-            .await
-            .map_err(FlowError::ReadAuthentik)?;
+        let slugs: Vec<String> = packages
+            .iter()
+            .filter_map(|(_, p)| p.as_ref().ok().map(|p| p.manifest.slug().to_string()))
+            .collect();
+        let snapshot =
+            Snapshot::fetch_all_for(&self.authentik, &slugs, self.settings.least_privilege)
+                .await
+                .map_err(FlowError::ReadAuthentik)?;
         // `.env` is read and parsed once for the whole sweep (it holds every service's keys,
         // so it grows with the platform). If it cannot be read, each service reports why.
         let env = self.read_env().ok();
@@ -131,6 +136,17 @@ impl Context {
 
     /// Add or fix one service: read everything fresh, converge, mark the manifest configured.
     pub async fn apply(&self, name: &str, action: Action) -> Result<Applied, FlowError> {
+        self.apply_at(name, action, None).await
+    }
+
+    /// [`Context::apply`] with the manifest as `commit` holds it (a git job), or as the
+    /// working tree holds it (`None`). See [`crate::committed`].
+    pub async fn apply_at(
+        &self,
+        name: &str,
+        action: Action,
+        commit: Option<&str>,
+    ) -> Result<Applied, FlowError> {
         let span = tracing::info_span!(
             "job",
             service = name,
@@ -138,7 +154,13 @@ impl Context {
             sso.r#type = tracing::field::Empty
         );
         async {
-            let package = self.package(name)?;
+            let (package, in_tree) = match commit {
+                None => (self.package(name)?, true),
+                Some(commit) => {
+                    let c = crate::committed::package_at(&self.settings.packages_dir, name, commit)?;
+                    (c.package, c.in_tree)
+                }
+            };
             tracing::Span::current().record("sso.type", package.manifest.kind().as_str());
             let env = self.read_env()?;
             let snapshot = Snapshot::fetch_for(&self.authentik, &package.manifest)
@@ -149,7 +171,12 @@ impl Context {
                 env: &env,
             };
             let mut applied = flows::apply(self, &svc, &snapshot.live(&package.manifest)).await?;
-            if !package.manifest.configured()
+            if !in_tree {
+                applied.did(format!(
+                    "applied the manifest as committed in {}; the working tree's differs and was left alone",
+                    commit.unwrap_or_default()
+                ));
+            } else if !package.manifest.configured()
                 && manifest_edit::set_configured(&package.manifest_path, true)
                     .map_err(FlowError::EditManifest)?
             {

@@ -117,6 +117,9 @@ pub enum FlowError {
     /// A sweep could not record its per-service outcomes or enqueue follow-up jobs.
     #[error("recording the sweep: {0}")]
     SweepRecord(String),
+    /// The job row could not be read (the commit a git job names).
+    #[error("reading the job: {0}")]
+    ReadJob(String),
     #[error("a {kind} service has no OAuth2 client")]
     NoOAuthClient { kind: schemas::SsoKind },
     /// Dispatch sends each type to its own flow; reaching another one is a bug, reported as such.
@@ -200,7 +203,8 @@ impl FlowError {
             FlowError::TimedOut { .. }
             | FlowError::LockLost
             | FlowError::Abandoned { .. }
-            | FlowError::SweepRecord(_) => true,
+            | FlowError::SweepRecord(_)
+            | FlowError::ReadJob(_) => true,
             FlowError::WikijsAdminKey(e)
             | FlowError::WikijsReadHost(e)
             | FlowError::WikijsSetHost(e)

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod authentik;
+pub mod committed;
 pub mod context;
 pub mod deliver;
 pub mod envfile;

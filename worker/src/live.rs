@@ -3,6 +3,7 @@
 
 use schemas::{Manifest, Sso};
 
+use crate::authentik::cleanup::{OAUTH2_MODEL, PROXY_MODEL, SAML_MODEL};
 use crate::authentik::{
     Application, AuthentikError, CertificateKeyPair, Client, Flow, OAuth2Provider, Outpost,
     ProxyProvider, SamlPropertyMapping, SamlProvider, ScopeMapping,
@@ -113,9 +114,9 @@ impl Live<'_> {
             out.insert("application".to_owned(), app.pk.clone());
         }
         let provider = match (self.oauth2, self.saml, self.proxy) {
-            (Some(p), _, _) => Some((p.pk, "authentik_providers_oauth2.oauth2provider")),
-            (_, Some(p), _) => Some((p.pk, "authentik_providers_saml.samlprovider")),
-            (_, _, Some(p)) => Some((p.pk, "authentik_providers_proxy.proxyprovider")),
+            (Some(p), _, _) => Some((p.pk, OAUTH2_MODEL)),
+            (_, Some(p), _) => Some((p.pk, SAML_MODEL)),
+            (_, _, Some(p)) => Some((p.pk, PROXY_MODEL)),
             _ => None,
         };
         if let Some((pk, model)) = provider {
@@ -123,6 +124,15 @@ impl Live<'_> {
             out.insert("provider_model".to_owned(), model.to_owned());
         }
         out
+    }
+}
+
+/// `meta_model_name` of the provider a manifest's type needs.
+pub fn provider_model(manifest: &Manifest) -> &'static str {
+    match manifest.sso {
+        Sso::Saml(_) => SAML_MODEL,
+        Sso::Proxy(_) => PROXY_MODEL,
+        Sso::Oauth(_) | Sso::Oidc(_) | Sso::Wikijs(_) | Sso::Frappe(_) => OAUTH2_MODEL,
     }
 }
 
@@ -135,13 +145,41 @@ impl Snapshot {
     /// Everything a sweep over all services needs, in a few paginated list calls (one per
     /// kind of object, however many services there are).
     pub async fn fetch_all(client: &Client) -> Result<Snapshot, AuthentikError> {
+        let (mut snapshot, applications) =
+            tokio::try_join!(Self::fetch_lists(client), client.applications())?;
+        snapshot.applications = applications;
+        Ok(snapshot)
+    }
+
+    /// A sweep's snapshot. With a superuser's token, [`Snapshot::fetch_all`]. Without one
+    /// (`least_privilege`), authentik's application list is the token's own policy-filtered
+    /// launcher list (cached for 24 h), which misses deleted and access-restricted
+    /// applications: each of `slugs` is read by slug instead — one request per service on top
+    /// of the list calls.
+    pub async fn fetch_all_for(
+        client: &Client,
+        slugs: &[String],
+        least_privilege: bool,
+    ) -> Result<Snapshot, AuthentikError> {
+        if !least_privilege {
+            return Self::fetch_all(client).await;
+        }
+        let (mut snapshot, apps) = tokio::try_join!(
+            Self::fetch_lists(client),
+            futures_util::future::try_join_all(slugs.iter().map(|s| client.application(s))),
+        )?;
+        snapshot.applications = apps.into_iter().flatten().collect();
+        Ok(snapshot)
+    }
+
+    /// Everything [`Snapshot::fetch_all`] reads except the applications.
+    async fn fetch_lists(client: &Client) -> Result<Snapshot, AuthentikError> {
         let (
-            (applications, oauth2_providers, saml_providers, proxy_providers, outposts),
+            (oauth2_providers, saml_providers, proxy_providers, outposts),
             (flows, scope_mappings, saml_mappings, keypairs),
         ) = tokio::try_join!(
             async {
                 tokio::try_join!(
-                    client.applications(),
                     client.oauth2_providers(),
                     client.saml_providers(),
                     client.proxy_providers(),
@@ -164,7 +202,7 @@ impl Snapshot {
                 keypairs,
                 saml_mappings,
             },
-            applications,
+            applications: Vec::new(),
             oauth2_providers,
             saml_providers,
             proxy_providers,

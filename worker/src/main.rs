@@ -9,6 +9,7 @@ use tracing_subscriber::EnvFilter;
 use worker::pipeline::{
     PipelineSettings, db, http,
     relay::Relay,
+    spool,
     worker::{Health, Worker},
 };
 use worker::{Context, Settings};
@@ -57,6 +58,10 @@ async fn run() -> Result<(), String> {
         }
     };
     db::migrate(&pool).await.map_err(|e| e.to_string())?;
+    // Requests a git hook spooled while the database was down: recorded now, published by
+    // the relay below.
+    let spool = spool::Spool::in_state_dir(&ctx.settings.state_dir);
+    spool::replay(&spool, &pool, pipeline.retry.max_attempts).await;
 
     let health = Arc::new(Health::default());
     if let Some(addr) = pipeline.http_addr {

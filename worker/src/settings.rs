@@ -22,6 +22,10 @@ pub struct Settings {
     /// Prefix of the command that runs `exec` deliveries in a service container.
     pub exec_runner: Vec<String>,
     pub http_timeout: Duration,
+    /// `PMA_SSO_LEAST_PRIVILEGE=true`: the token is not a superuser's, so a sweep reads each
+    /// manifest's application by slug instead of listing them (authentik lists every
+    /// application only to superusers). See [`crate::live::Snapshot::fetch_all_for`].
+    pub least_privilege: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +101,16 @@ impl Settings {
             state_dir,
             exec_runner,
             http_timeout,
+            least_privilege: match get("PMA_SSO_LEAST_PRIVILEGE").as_deref() {
+                None | Some("false") | Some("0") => false,
+                Some("true") | Some("1") => true,
+                Some(_) => {
+                    return Err(SettingsError::Invalid {
+                        name: "PMA_SSO_LEAST_PRIVILEGE",
+                        problem: "expected true or false".into(),
+                    });
+                }
+            },
         })
     }
 }

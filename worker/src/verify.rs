@@ -63,7 +63,12 @@ pub async fn verify_some(
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    let snapshot = Snapshot::fetch_all(&ctx.authentik)
+    let slugs: Vec<String> = names
+        .iter()
+        .filter_map(|n| ctx.package(n).ok())
+        .map(|p| p.manifest.slug().to_string())
+        .collect();
+    let snapshot = Snapshot::fetch_all_for(&ctx.authentik, &slugs, ctx.settings.least_privilege)
         .await
         .map_err(FlowError::ReadAuthentik)?;
     let mut results = Vec::with_capacity(names.len());

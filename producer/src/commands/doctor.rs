@@ -1,13 +1,19 @@
 //! `doctor`: is everything pma-sso depends on there and usable? One line per check — database,
 //! broker, token, authentik version, embedded outpost, packages — exit 2 if any fails. Each
-//! check runs whatever the others found, so one run shows every problem.
+//! check runs whatever the others found, so one run shows every problem. `--inline` uses
+//! neither the database nor the broker, so it does not check them. An error line is one short
+//! sentence of ours: a driver's own wording (PostgreSQL's source line, sqlx's prefixes) is
+//! reduced to its message.
 
 use std::io::Write;
 use std::time::Duration;
 
+use sqlx::Connection;
+
 use worker::Context;
+use worker::authentik::rbac::PERMISSIONS;
 use worker::live::EMBEDDED_OUTPOST;
-use worker::pipeline::{db, queue};
+use worker::pipeline::queue;
 
 use crate::cli::Status;
 
@@ -37,17 +43,40 @@ async fn timed<T>(
         .unwrap_or_else(|_| Err(format!("{what} did not answer within {CHECK_TIMEOUT:?}")))
 }
 
+/// PostgreSQL's own message, without sqlx's prefix or the server's source location.
+fn database_problem(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::PoolTimedOut => "no connection within the pool's timeout".to_owned(),
+        other => one_sentence(&other.to_string()),
+    }
+}
+
+/// The first sentence of another program's message, without a trailing period.
+fn one_sentence(text: &str) -> String {
+    let first = text.lines().next().unwrap_or_default();
+    let first = first.split(". ").next().unwrap_or(first);
+    // The OS error number and the drivers' own labels say nothing to an operator.
+    let first = first.split(" (os error").next().unwrap_or(first);
+    let first = first
+        .trim_start_matches("broker: ")
+        .trim_start_matches("IO error: ");
+    first.trim().trim_end_matches('.').to_owned()
+}
+
 async fn database(ctx: &Context) -> Result<String, String> {
     let pipeline = super::pipeline_settings(ctx)?;
     timed("PostgreSQL", async {
-        let pool = db::connect(&pipeline.database_url, 1)
+        // One plain connection: a pool would retry until its timeout and then say only that.
+        let mut conn = sqlx::PgConnection::connect(&pipeline.database_url)
             .await
-            .map_err(|e| format!("{e} (DATABASE_URL)"))?;
+            .map_err(|e| format!("PostgreSQL refused DATABASE_URL: {}", database_problem(&e)))?;
         let one: i32 = sqlx::query_scalar("select 1")
-            .fetch_one(&pool)
+            .fetch_one(&mut conn)
             .await
-            .map_err(|e| e.to_string())?;
-        pool.close().await;
+            .map_err(|e| database_problem(&e))?;
+        let _ = conn.close().await;
         debug_assert_eq!(one, 1);
         Ok("PostgreSQL answers".to_owned())
     })
@@ -59,7 +88,7 @@ async fn broker(ctx: &Context) -> Result<String, String> {
     timed("RabbitMQ", async {
         let conn = queue::connect(&pipeline.amqp_url)
             .await
-            .map_err(|e| format!("{e} (AMQP_URL)"))?;
+            .map_err(|e| format!("RabbitMQ at AMQP_URL: {}", one_sentence(&e.to_string())))?;
         let _ = conn.close(200, "doctor".into()).await;
         Ok("RabbitMQ answers".to_owned())
     })
@@ -115,6 +144,80 @@ async fn outpost(ctx: &Context) -> Result<String, String> {
     .await
 }
 
+/// A permissions finding: an error (`false`) or a warning (`true`).
+type Finding = (bool, String);
+
+/// With `PMA_SSO_LEAST_PRIVILEGE`: the permissions the token's roles hold (read with its own
+/// token from `/rbac/permissions/?role=`), against the list pma-sso needs. A missing one is an
+/// error, an excess one a warning, each named. `Ok` is the line when all is well.
+async fn permissions(ctx: &Context) -> Result<String, Vec<Finding>> {
+    let read = timed("authentik", async {
+        let me = ctx.authentik.me().await.map_err(|e| e.to_string())?;
+        let superuser = me.pointer("/user/is_superuser").and_then(|v| v.as_bool()) == Some(true);
+        let roles: Vec<(String, String)> = me
+            .pointer("/user/roles")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|r| Some((r["pk"].as_str()?.to_owned(), r["name"].as_str()?.to_owned())))
+            .collect();
+        let mut held = std::collections::BTreeSet::new();
+        for (pk, _) in &roles {
+            let perms = ctx
+                .authentik
+                .role_permissions(pk)
+                .await
+                .map_err(|e| e.to_string())?;
+            held.extend(perms);
+        }
+        Ok((superuser, roles, held))
+    })
+    .await;
+    let (superuser, roles, held) = read.map_err(|e| vec![(false, e)])?;
+    if superuser {
+        return Err(vec![(
+            true,
+            "PMA_SSO_LEAST_PRIVILEGE is set but the token is a superuser's".to_owned(),
+        )]);
+    }
+    let missing: Vec<&str> = PERMISSIONS
+        .iter()
+        .copied()
+        .filter(|p| !held.contains(*p))
+        .collect();
+    let excess: Vec<&str> = held
+        .iter()
+        .map(String::as_str)
+        .filter(|p| !PERMISSIONS.contains(p))
+        .collect();
+    let mut findings = Vec::new();
+    if !missing.is_empty() {
+        findings.push((
+            false,
+            format!("the token's roles lack {}", missing.join(", ")),
+        ));
+    }
+    if !excess.is_empty() {
+        findings.push((
+            true,
+            format!(
+                "the token's roles hold more than pma-sso needs: {}",
+                excess.join(", ")
+            ),
+        ));
+    }
+    if findings.is_empty() {
+        let names: Vec<&str> = roles.iter().map(|(_, n)| n.as_str()).collect();
+        Ok(format!(
+            "the {} permissions pma-sso needs, from role {}",
+            PERMISSIONS.len(),
+            names.join(", ")
+        ))
+    } else {
+        Err(findings)
+    }
+}
+
 fn packages(ctx: &Context) -> Result<String, String> {
     let dir = &ctx.settings.packages_dir;
     let loaded = schemas::load_packages(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -129,24 +232,54 @@ fn packages(ctx: &Context) -> Result<String, String> {
     }
 }
 
-pub async fn run(ctx: &Context, out: &mut dyn Write) -> Status {
+/// A check that the chosen mode does not need.
+const UNUSED: &str = "not checked: --inline uses neither PostgreSQL nor RabbitMQ";
+
+pub async fn run(ctx: &Context, inline: bool, out: &mut dyn Write) -> Status {
+    let (database, broker) = if inline {
+        (None, None)
+    } else {
+        (Some(database(ctx).await), Some(broker(ctx).await))
+    };
     let results = [
-        ("database", database(ctx).await),
-        ("broker", broker(ctx).await),
-        ("token", token(ctx).await),
-        ("version", version(ctx).await),
-        ("outpost", outpost(ctx).await),
-        ("packages", packages(ctx)),
+        ("database", database),
+        ("broker", broker),
+        ("token", Some(token(ctx).await)),
+        ("version", Some(version(ctx).await)),
+        ("outpost", Some(outpost(ctx).await)),
+        ("packages", Some(packages(ctx))),
     ];
     let mut status = Status::Green;
+    let permissions = if ctx.settings.least_privilege {
+        Some(permissions(ctx).await)
+    } else {
+        None
+    };
     for (name, result) in results {
         let _ = match result {
-            Ok(line) => writeln!(out, "✓ {name} — {line}"),
-            Err(e) => {
+            None => writeln!(out, "· {name} — {UNUSED}"),
+            Some(Ok(line)) => writeln!(out, "✓ {name} — {line}"),
+            Some(Err(e)) => {
                 status = Status::Error;
                 writeln!(out, "❌ {name} — {e}")
             }
         };
+    }
+    match permissions {
+        None => {}
+        Some(Ok(line)) => {
+            let _ = writeln!(out, "✓ permissions — {line}");
+        }
+        Some(Err(findings)) => {
+            for (warning, text) in findings {
+                if warning {
+                    let _ = writeln!(out, "⚠ permissions — {text}");
+                } else {
+                    status = Status::Error;
+                    let _ = writeln!(out, "❌ permissions — {text}");
+                }
+            }
+        }
     }
     status
 }
@@ -154,6 +287,19 @@ pub async fn run(ctx: &Context, out: &mut dyn Write) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn another_programs_message_is_cut_to_its_first_sentence() {
+        assert_eq!(
+            one_sentence("connection refused. Is the server running?\nmore"),
+            "connection refused"
+        );
+        assert_eq!(one_sentence("plain."), "plain");
+        assert_eq!(
+            one_sentence("broker: IO error: Connection refused (os error 111)"),
+            "Connection refused"
+        );
+    }
 
     #[test]
     fn versions_in_and_out_of_the_tested_range() {

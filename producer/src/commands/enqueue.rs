@@ -12,12 +12,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use schemas::job::{Action, Trigger};
-use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use worker::envfile::EnvFile;
 use worker::pipeline::PipelineSettings;
 use worker::pipeline::client::JobClient;
 use worker::pipeline::db;
+use worker::pipeline::spool::{Request, Spool};
 
 use super::git_hook::EMPTY_TREE;
 use crate::cli::{Status, fail};
@@ -25,19 +25,26 @@ use crate::cli::{Status, fail};
 /// How long the hook may wait for each of the database and the broker.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// One request for a job, as spooled.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Request {
-    pub service: String,
-    pub action: Action,
-    pub trigger: Trigger,
-    pub trigger_ref: Option<String>,
+/// Whether a hook's commit counts: HEAD is on the deploy branch (`PMA_SSO_DEPLOY_BRANCH`,
+/// else the branch the hook was installed on). `Err` says why not.
+fn on_deploy_branch(repo: &Path, local: &LocalSettings, installed: &str) -> Result<(), String> {
+    let deploy = local.deploy_branch.as_deref().unwrap_or(installed);
+    match super::git_hook::current_branch(repo)? {
+        Some(branch) if branch == deploy => Ok(()),
+        Some(branch) => Err(format!(
+            "{branch} is not the deploy branch ({deploy}): nothing queued"
+        )),
+        None => Err(format!(
+            "HEAD is detached (a rebase in progress?), not on the deploy branch ({deploy}): nothing queued"
+        )),
+    }
 }
 
 pub async fn run(
     changed: Option<&str>,
     replay_only: bool,
     repo: Option<&Path>,
+    deploy_branch: Option<&str>,
     out: &mut dyn Write,
 ) -> Status {
     let local = LocalSettings::read();
@@ -46,7 +53,18 @@ pub async fn run(
     match (changed, replay_only) {
         (Some(range), false) => {
             let repo = repo.unwrap_or(Path::new("."));
-            match changed_manifests(repo, range) {
+            let counts = match deploy_branch {
+                Some(installed) => on_deploy_branch(repo, &local, installed),
+                None => Ok(()),
+            };
+            let found = match counts {
+                Ok(()) => changed_manifests(repo, range),
+                Err(note) => {
+                    let _ = writeln!(out, "pma-sso: {note}");
+                    Ok(Changes::default())
+                }
+            };
+            match found {
                 Ok(found) => {
                     for line in &found.notes {
                         let _ = writeln!(out, "pma-sso: {line}");
@@ -62,7 +80,7 @@ pub async fn run(
         (None, true) => {}
         _ => return fail(out, "give either --changed <from>..<to> or --replay-spool"),
     }
-    let spool = Spool::new(local.state_dir.join("spool"));
+    let spool = Spool::in_state_dir(&local.state_dir);
     let store = Store::open(local.pipeline.as_ref()).await;
     // Older requests first: the spool, then this run's.
     for (file, request) in spool.claim() {
@@ -83,7 +101,7 @@ pub async fn run(
                 Ok(path) => {
                     let _ = writeln!(
                         out,
-                        "pma-sso: spooled {} for {} in {} ({problem}); the next `pma-sso enqueue` records it",
+                        "pma-sso: spooled {} for {} in {} ({problem}); `pma-sso serve`, a starting worker or the next `pma-sso enqueue` records it",
                         request.action,
                         request.service,
                         path.display()
@@ -108,6 +126,8 @@ pub async fn run(
 struct LocalSettings {
     pipeline: Result<PipelineSettings, String>,
     state_dir: PathBuf,
+    /// `PMA_SSO_DEPLOY_BRANCH`, when set.
+    deploy_branch: Option<String>,
 }
 
 impl LocalSettings {
@@ -141,6 +161,7 @@ impl LocalSettings {
                     .join(".pma-sso")
             });
         LocalSettings {
+            deploy_branch: lookup("PMA_SSO_DEPLOY_BRANCH"),
             pipeline: PipelineSettings::from_lookup(&lookup).map_err(|e| e.to_string()),
             state_dir,
         }
@@ -257,82 +278,6 @@ async fn quick_pool(url: &str) -> Result<PgPool, String> {
         .map_err(|e| format!("database: {e}"))?;
     db::migrate(&pool).await.map_err(|e| e.to_string())?;
     Ok(pool)
-}
-
-// --- the spool ----------------------------------------------------------------------------------
-
-struct Spool {
-    dir: PathBuf,
-}
-
-impl Spool {
-    fn new(dir: PathBuf) -> Spool {
-        Spool { dir }
-    }
-
-    /// Write one request atomically: a temp file, fsync, rename. A reader sees whole files only.
-    fn add(&self, request: &Request) -> Result<PathBuf, String> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
-        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
-        let name = format!("{stamp}-{}", uuid::Uuid::new_v4().simple());
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        let path = self.dir.join(format!("{name}.json"));
-        let body = serde_json::to_vec_pretty(request).map_err(|e| e.to_string())?;
-        let write = || -> std::io::Result<()> {
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&body)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            // The rename itself must survive a crash too.
-            std::fs::File::open(&self.dir)?.sync_all()
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            format!("{}: {e}", path.display())
-        })?;
-        Ok(path)
-    }
-
-    /// Take every spooled request, oldest first. Each file is renamed before it is read, so two
-    /// hooks replaying at once never both submit it.
-    fn claim(&self) -> Vec<(PathBuf, Request)> {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return Vec::new();
-        };
-        let mut names: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        names.sort();
-        let mut claimed = Vec::new();
-        for path in names {
-            let taken = path.with_extension(format!("replaying-{}", std::process::id()));
-            if std::fs::rename(&path, &taken).is_err() {
-                continue;
-            }
-            let parsed = std::fs::read(&taken)
-                .ok()
-                .and_then(|bytes| serde_json::from_slice::<Request>(&bytes).ok());
-            match parsed {
-                Some(request) => claimed.push((taken, request)),
-                None => {
-                    // Keep an unreadable file for the operator instead of retrying it forever.
-                    let _ = std::fs::rename(&taken, path.with_extension("unreadable"));
-                    tracing::warn!(file = %path.display(), "unreadable spool file set aside");
-                }
-            }
-        }
-        claimed
-    }
-
-    fn done(&self, taken: &Path) {
-        let _ = std::fs::remove_file(taken);
-    }
-
-    fn release(&self, taken: &Path) {
-        let _ = std::fs::rename(taken, taken.with_extension("json"));
-    }
 }
 
 // --- what a range changed -----------------------------------------------------------------------

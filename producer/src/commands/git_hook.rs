@@ -6,6 +6,13 @@
 //! meant to say something still does). Our part never fails: `enqueue` spools what it cannot
 //! record and the script ends with the previous hook's status, 0 without one. Re-installing
 //! rewrites our hook in place and never renames it onto the kept one.
+//!
+//! The hooks follow the deploy branch: `PMA_SSO_DEPLOY_BRANCH` (environment or `.env`), else
+//! the branch checked out at install time, which the script passes as `--deploy-branch`.
+//! `enqueue` queues nothing for a commit on any other branch or on a detached HEAD (so the
+//! commits a rebase replays do not count; its `post-rewrite` then covers the whole rebase).
+//! An amend runs `post-commit` (which queues) and `post-rewrite amend` (which does not), so
+//! it yields one job per service.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,6 +32,10 @@ pub enum GitHookCommand {
         /// The `pma-sso` the hooks run (default: this executable, by absolute path).
         #[arg(long)]
         bin: Option<PathBuf>,
+        /// The branch whose commits reach authentik (default: the branch checked out now;
+        /// `PMA_SSO_DEPLOY_BRANCH` overrides it when the hook runs).
+        #[arg(long)]
+        deploy_branch: Option<String>,
     },
 }
 
@@ -39,7 +50,11 @@ pub const EMPTY_TREE: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
 
 pub fn run(command: &GitHookCommand, out: &mut dyn Write) -> Status {
     match command {
-        GitHookCommand::Install { repo, bin } => {
+        GitHookCommand::Install {
+            repo,
+            bin,
+            deploy_branch,
+        } => {
             let repo = repo.clone().unwrap_or_else(|| PathBuf::from("."));
             let bin = match bin {
                 Some(b) => std::path::absolute(b).map_err(|e| e.to_string()),
@@ -49,7 +64,7 @@ pub fn run(command: &GitHookCommand, out: &mut dyn Write) -> Status {
                 Ok(b) => b,
                 Err(e) => return fail(out, &format!("cannot find the pma-sso executable: {e}")),
             };
-            match install(&repo, &bin) {
+            match install(&repo, &bin, deploy_branch.as_deref()) {
                 Ok(lines) => {
                     for line in lines {
                         let _ = writeln!(out, "{line}");
@@ -82,9 +97,33 @@ fn hooks_dir(repo: &Path) -> Result<PathBuf, String> {
     ))
 }
 
+/// The branch checked out in `repo`, or `None` on a detached HEAD.
+pub fn current_branch(repo: &Path) -> Result<Option<String>, String> {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["symbolic-ref", "--quiet", "--short", "HEAD"])
+        .output()
+        .map_err(|e| format!("running git: {e}"))?;
+    // Exit 1 with no output: a detached HEAD.
+    let name = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    Ok((output.status.success() && !name.is_empty()).then_some(name))
+}
+
 /// Install the three hooks; returns one line per hook saying what happened.
-pub fn install(repo: &Path, bin: &Path) -> Result<Vec<String>, String> {
+pub fn install(
+    repo: &Path,
+    bin: &Path,
+    deploy_branch: Option<&str>,
+) -> Result<Vec<String>, String> {
     let dir = hooks_dir(repo)?;
+    let branch = match deploy_branch {
+        Some(b) if !b.trim().is_empty() => b.trim().to_owned(),
+        _ => current_branch(repo)?.ok_or_else(|| {
+            "HEAD is detached: check out the deploy branch, or name it with --deploy-branch"
+                .to_owned()
+        })?,
+    };
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut lines = Vec::new();
     for hook in HOOKS {
@@ -106,9 +145,12 @@ pub fn install(repo: &Path, bin: &Path) -> Result<Vec<String>, String> {
             }
             None => "installed",
         };
-        write_executable(&path, &script(hook, bin))?;
+        write_executable(&path, &script(hook, bin, &branch))?;
         lines.push(format!("{hook}: {note} ({})", path.display()));
     }
+    lines.push(format!(
+        "commits on {branch} reach authentik; PMA_SSO_DEPLOY_BRANCH names another branch"
+    ));
     Ok(lines)
 }
 
@@ -131,15 +173,17 @@ fn quote(text: &str) -> String {
 
 /// The hook script. post-rewrite gets `<old> <new>` pairs on stdin, which both the kept hook
 /// and we need, so the input is saved first.
-pub fn script(hook: &str, bin: &Path) -> String {
+pub fn script(hook: &str, bin: &Path, deploy_branch: &str) -> String {
     let bin = quote(&bin.display().to_string());
+    let branch = quote(deploy_branch);
     let range = match hook {
         "post-commit" => format!(
             "if git rev-parse -q --verify HEAD^ >/dev/null 2>&1; then range=HEAD^..HEAD; else range={EMPTY_TREE}..HEAD; fi"
         ),
         "post-merge" => "range=ORIG_HEAD..HEAD".to_owned(),
-        // `amend`: the one pair; `rebase`: git sets ORIG_HEAD to the branch before the rebase.
-        _ => "if [ \"$1\" = rebase ]; then range=ORIG_HEAD..HEAD; else range=$(printf '%s\\n' \"$input\" | awk 'NR==1 {print $1\"..\"$2}'); fi".to_owned(),
+        // `amend`: post-commit already queued the amended commit; `rebase`: git sets
+        // ORIG_HEAD to the branch before the rebase.
+        _ => "if [ \"$1\" = rebase ]; then range=ORIG_HEAD..HEAD; else range=; fi".to_owned(),
     };
     format!(
         r#"#!/bin/sh
@@ -154,7 +198,7 @@ if [ -x "$kept" ]; then
     status=$?
 fi
 {range}
-[ -n "$range" ] && {bin} enqueue --changed "$range" </dev/null || true
+[ -n "$range" ] && {bin} enqueue --changed "$range" --deploy-branch {branch} </dev/null || true
 exit $status
 "#,
         read_input = if hook == "post-rewrite" {

@@ -65,6 +65,7 @@ pub async fn serve(ctx: &Context, out: &mut dyn Write) -> Status {
         settings,
         pipeline,
         packages_dir: ctx.settings.packages_dir.clone(),
+        state_dir: ctx.settings.state_dir.clone(),
         own_user: Some(own_user),
         jobs,
     };

@@ -5,6 +5,10 @@
 //! as long as that connection, so a leader that dies or loses the database frees it at once,
 //! and a follower that keeps trying takes over. The leader only enqueues the sweep job; any
 //! worker runs it, and a sweep already waiting absorbs another (the pipeline coalesces).
+//!
+//! A new leader sweeps at once ([`Leader::sweep_at_start`]) before waiting for the schedule:
+//! a service added with `configured: false` while no `serve` ran gets its `add` now, not at
+//! the next cron tick.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 use worker::pipeline::client::JobClient;
 
 const LOCK_KEY: &str = "pma-sso:sweep-leader";
+/// `trigger_ref` of the sweep a `serve` enqueues when it becomes the leader.
+pub const START_REF: &str = "serve start";
 /// How often the leader proves its connection (and so its lock) is still alive.
 const HEARTBEAT: Duration = Duration::from_secs(5);
 
@@ -80,7 +86,23 @@ impl Leader {
         }
     }
 
+    /// The sweep a new leader enqueues before following the schedule (`trigger_ref`
+    /// [`START_REF`]); a sweep already waiting absorbs it.
+    pub async fn sweep_at_start(&self) {
+        match self
+            .jobs
+            .enqueue(SWEEP_TARGET, Action::Sweep, Trigger::Cron, Some(START_REF))
+            .await
+        {
+            Ok(job) => {
+                tracing::info!(job.id = %job.id, coalesced = job.coalesced, "start-up sweep enqueued")
+            }
+            Err(e) => tracing::warn!(error = %e, "could not enqueue the start-up sweep"),
+        }
+    }
+
     async fn lead(&self, mut lock: LeaderLock, shutdown: &CancellationToken) {
+        self.sweep_at_start().await;
         let mut fired: Option<chrono::DateTime<Utc>> = None;
         loop {
             let now = Utc::now();

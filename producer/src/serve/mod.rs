@@ -3,6 +3,8 @@
 //! - the authentik webhook receiver (`POST /webhooks/authentik`, [`webhook`]),
 //! - the cron sweep, enqueued by whichever `serve` holds the leader lock ([`leader`]),
 //! - the relay, so jobs whose publish failed reach the queue even when only `serve` runs,
+//! - the spool replay: requests a git hook spooled while the database was down are recorded
+//!   on every relay pass ([`Serve::spawn_spool_replay`]),
 //! - the status page on a listener of its own ([`status_page`]).
 //!
 //! Everything stops on the injected shutdown token; in-flight webhook requests finish first.
@@ -113,6 +115,8 @@ pub struct Serve {
     pub settings: ServeSettings,
     pub pipeline: PipelineSettings,
     pub packages_dir: PathBuf,
+    /// pma-sso's state directory, where the git hooks' spool lives.
+    pub state_dir: PathBuf,
     /// Resolved before start-up: configured, or the token's own username.
     pub own_user: Option<String>,
     pub jobs: Arc<JobClient>,
@@ -128,6 +132,18 @@ impl Serve {
     /// Bind the status page's listener.
     pub async fn bind_status(&self) -> std::io::Result<tokio::net::TcpListener> {
         tokio::net::TcpListener::bind(self.settings.status_addr).await
+    }
+
+    /// Replay the git hooks' spool on every relay pass: a commit made while the database was
+    /// down reaches the queue once it is back, with no manual step.
+    pub fn spawn_spool_replay(&self, shutdown: &CancellationToken) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(worker::pipeline::spool::run(
+            worker::pipeline::spool::Spool::in_state_dir(&self.state_dir),
+            self.jobs.db.clone(),
+            self.pipeline.retry.max_attempts,
+            self.pipeline.relay_interval,
+            shutdown.clone(),
+        ))
     }
 
     /// Run until `shutdown`: webhook server, status page, sweep leader, relay.
@@ -147,6 +163,7 @@ impl Serve {
             interval: self.pipeline.relay_interval,
         };
         let relay = tokio::spawn(relay.run(shutdown.clone()));
+        let spool = self.spawn_spool_replay(&shutdown);
         let leader = leader::Leader {
             database_url: self.pipeline.database_url.clone(),
             cron: self.settings.sweep_cron.clone(),
@@ -186,6 +203,7 @@ impl Serve {
         // The server may end on its own (an accept error): stop the rest with it.
         shutdown.cancel();
         let _ = relay.await;
+        let _ = spool.await;
         let _ = leader.await;
         let _ = status.await;
         let _ = retention.await;

@@ -86,3 +86,64 @@ async fn doctor_names_each_failure_and_exits_2() {
     assert!(line(&out, "token").starts_with("❌ "), "{out}");
     h.finish().await;
 }
+
+#[tokio::test]
+async fn doctor_inline_checks_neither_database_nor_broker() {
+    let h = Harness::start(&["grafana"]).await;
+    // A database that does not exist and a broker nobody listens on: `--inline` uses neither.
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pma-sso"));
+    cmd.args(["--inline", "doctor"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PMA_SSO_ENV_FILE", h.dir.path().join(".env"))
+        .env(
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/pma_sso_19_no_such_db",
+        )
+        .env("AMQP_URL", "amqp://guest:guest@127.0.0.1:9/%2f")
+        .env("PMA_SSO_LOG", "error");
+    let out = cmd.output().await.expect("run pma-sso --inline doctor");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for name in ["token", "version", "outpost", "packages"] {
+        assert!(line(&text, name).starts_with("✓ "), "{text}");
+    }
+    for name in ["database", "broker"] {
+        assert!(
+            !line(&text, name).starts_with("❌ "),
+            "--inline must not check the {name}: {text}"
+        );
+        assert!(line(&text, name).contains("--inline"), "{text}");
+    }
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn doctor_error_lines_are_one_short_sentence_without_postgres_internals() {
+    let h = Harness::start(&["grafana"]).await;
+    let (code, out) = doctor(
+        &h,
+        &[(
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/pma_sso_19_no_such_db",
+        )],
+    )
+    .await;
+    assert_eq!(code, 2, "{out}");
+    let database = line(&out, "database");
+    assert!(database.starts_with("❌ "), "{out}");
+    assert!(database.contains("pma_sso_19_no_such_db"), "{database}");
+    for internal in ["at line", ".c:", "error returned from database", "routine"] {
+        assert!(!database.contains(internal), "{internal}: {database}");
+    }
+    for l in out.lines().filter(|l| l.starts_with("❌ ")) {
+        assert!(l.chars().count() <= 200, "too long: {l}");
+        let body = l.split_once(" — ").map_or(l, |(_, b)| b);
+        assert_eq!(
+            body.trim_end_matches('.').matches(". ").count(),
+            0,
+            "one sentence: {l}"
+        );
+    }
+    h.finish().await;
+}

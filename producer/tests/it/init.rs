@@ -235,3 +235,111 @@ async fn the_service_accounts_own_app_password_cannot_call_the_api() {
     let key = secrecy::ExposeSecret::expose_secret(&account.token).to_owned();
     assert!(whoami(&sim, &key).await.is_err());
 }
+
+#[tokio::test]
+async fn init_deletes_the_app_password_that_creating_the_service_account_left() {
+    let s = setup().await;
+    let (code, out) = s.init(Some(ADMIN)).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("deleted: app password service-account-pma-sso-password"),
+        "{out}"
+    );
+    let pk = s.service_accounts()[0]["pk"].clone();
+    let left: Vec<Value> = s
+        .sim
+        .tokens()
+        .into_iter()
+        .filter(|t| t["user"] == pk && t["intent"] != "api")
+        .collect();
+    assert!(left.is_empty(), "only the API token stays: {left:?}");
+    assert!(out.contains("note: pma-sso is a superuser"), "{out}");
+}
+
+#[tokio::test]
+async fn init_creates_the_service_account_pma_sso_service_account_names() {
+    let s = setup().await;
+    let mut cmd = s.command(&["init"], Some(ADMIN));
+    cmd.env("PMA_SSO_SERVICE_ACCOUNT", "pma-sso-19");
+    let (code, out) = crate::cli::exit_and_text(&cmd.output().await.expect("init"));
+    assert_eq!(code, 0, "{out}");
+    assert!(s.service_accounts().is_empty(), "no default account");
+    let token = s.env("AUTHENTIK_TOKEN").expect("token");
+    assert_eq!(whoami(&s.sim, &token).await.as_deref(), Ok("pma-sso-19"));
+    assert_eq!(
+        s.env("PMA_SSO_AUTHENTIK_USER").as_deref(),
+        Some("pma-sso-19")
+    );
+
+    let mut cmd = s.command(&["init"], Some(ADMIN));
+    cmd.env("PMA_SSO_SERVICE_ACCOUNT", "has space");
+    let (code, out) = crate::cli::exit_and_text(&cmd.output().await.expect("init"));
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("PMA_SSO_SERVICE_ACCOUNT is invalid"), "{out}");
+}
+
+/// Against the real authentik, with an account of this test's own: the app password is gone
+/// and the API token works. The account, its group membership and tokens are removed after.
+#[tokio::test]
+async fn init_against_real_authentik_leaves_only_the_api_token() {
+    let Some(real) =
+        testkit::RealAuthentik::from_env("init_against_real_authentik_leaves_only_the_api_token")
+            .await
+    else {
+        return;
+    };
+    let account = format!(
+        "pma-sso-19-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let env_path = dir.path().join(".env");
+    std::fs::write(&env_path, format!("AUTHENTIK_URL={}\n", real.url)).expect("env");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_pma-sso"))
+        .arg("init")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PMA_SSO_ENV_FILE", &env_path)
+        .env("PMA_SSO_SERVICE_ACCOUNT", &account)
+        .env("AUTHENTIK_ADMIN_TOKEN", &real.token)
+        .output()
+        .await
+        .expect("init");
+    let (code, out) = crate::cli::exit_and_text(&output);
+    let (_, users) = real
+        .api(
+            reqwest::Method::GET,
+            &format!("core/users/?username={account}"),
+            None,
+        )
+        .await;
+    let pk = users["results"][0]["pk"].as_i64();
+    let (_, tokens) = real
+        .api(
+            reqwest::Method::GET,
+            &format!("core/tokens/?user__username={account}"),
+            None,
+        )
+        .await;
+    // Clean up before asserting: the account is this test's own.
+    if let Some(pk) = pk {
+        for t in tokens["results"].as_array().into_iter().flatten() {
+            if let Some(id) = t["identifier"].as_str() {
+                real.api(reqwest::Method::DELETE, &format!("core/tokens/{id}/"), None)
+                    .await;
+            }
+        }
+        real.api(reqwest::Method::DELETE, &format!("core/users/{pk}/"), None)
+            .await;
+    }
+    assert_eq!(code, 0, "{out}");
+    assert!(pk.is_some(), "account {account} created: {users}");
+    let intents: Vec<&str> = tokens["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["intent"].as_str())
+        .collect();
+    assert_eq!(intents, ["api"], "only the API token stays: {tokens}");
+    assert!(!out.contains(&real.token), "no secret in the output");
+}

@@ -12,6 +12,7 @@ mod history;
 mod hostile;
 mod init;
 mod justfile;
+mod least_privilege;
 mod orphans;
 mod output;
 mod plan;

@@ -322,14 +322,54 @@ async fn serve_receives_webhooks_and_stops_cleanly_on_sigterm() {
     let jobs = p.jobs().await;
     assert_eq!(
         jobs.iter()
+            .filter(|j| j.action != "sweep")
             .map(|j| (j.service.as_str(), j.action.as_str(), j.trigger.as_str()))
             .collect::<Vec<_>>(),
         [("grafana", "check", "webhook")]
+    );
+    assert!(
+        jobs.iter().any(|j| j.action == "sweep"
+            && j.trigger_ref.as_deref() == Some(producer::serve::leader::START_REF)),
+        "serve swept at start: {jobs:?}"
     );
     // SIGTERM, as `docker compose stop` sends it.
     let exit = testkit::process::sigterm(&mut child, Duration::from_secs(15))
         .await
         .expect("serve stops within 15s");
     assert_eq!(exit.code(), Some(0));
+    p.finish().await;
+}
+
+#[tokio::test]
+async fn a_new_leader_sweeps_at_once_instead_of_waiting_for_the_schedule() {
+    let p = Pipeline::start().await;
+    let stop = CancellationToken::new();
+    let leader = Leader {
+        database_url: p.db.url.clone(),
+        // Once a year: only the start-up sweep can appear within this test.
+        cron: producer::serve::parse_cron("0 0 1 1 *").expect("yearly"),
+        retry: Duration::from_millis(200),
+        jobs: p.jobs.clone(),
+    };
+    let running = tokio::spawn(leader.run(stop.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut jobs = p.jobs().await;
+    while jobs.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        jobs = p.jobs().await;
+    }
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), running).await;
+    assert_eq!(
+        jobs,
+        [JobView {
+            service: "*".into(),
+            action: "sweep".into(),
+            trigger: "cron".into(),
+            trigger_ref: Some(producer::serve::leader::START_REF.into()),
+            status: "queued".into(),
+        }],
+        "one sweep at start"
+    );
     p.finish().await;
 }

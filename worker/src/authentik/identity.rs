@@ -109,6 +109,19 @@ impl Client {
         self.get_opt(&format!("/core/tokens/{identifier}/")).await
     }
 
+    /// Delete a token by identifier.
+    pub async fn delete_token(&self, identifier: &str) -> Result<(), AuthentikError> {
+        let _: serde_json::Value = self
+            .send(
+                reqwest::Method::DELETE,
+                &format!("/core/tokens/{identifier}/"),
+                &[],
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+
     /// A non-expiring API token for `user`; read its key with [`Client::view_token_key`].
     pub async fn create_api_token(
         &self,

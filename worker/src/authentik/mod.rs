@@ -11,6 +11,7 @@ mod error;
 mod identity;
 mod notifications;
 pub mod retry;
+pub mod rbac;
 mod types;
 
 use std::path::PathBuf;

@@ -17,6 +17,10 @@ pub const PUBLISHER: &str = "pma-sso";
 pub struct AppSpec {
     pub slug: String,
     pub name: String,
+    /// Whether the manifest sets the name (`display_name`). Without it the name is only the
+    /// default of a new application: an adopted application keeps its display name, and a
+    /// rename in authentik is not drift.
+    pub owns_name: bool,
     pub launch_url: String,
     /// The provider it links to, by natural key (for messages).
     pub provider_name: String,
@@ -74,7 +78,7 @@ fn diff(
         ));
         patch.insert("meta_launch_url".into(), json!(spec.launch_url));
     }
-    if app.name != spec.name {
+    if spec.owns_name && app.name != spec.name {
         drifts.push(Drift::new(
             "application.name",
             format!(

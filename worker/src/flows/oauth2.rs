@@ -154,6 +154,7 @@ fn desired(
         app: AppSpec {
             slug: m.slug().to_string(),
             name: crate::authentik::stored_text(m.display_name()),
+            owns_name: m.display_name.is_some(),
             launch_url: format!("{url}/"),
             provider_name: provider_name(m),
         },

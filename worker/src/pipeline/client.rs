@@ -92,6 +92,8 @@ impl JobClient {
             .await
             .map_err(QueueError::from)?;
         topology.declare(&channel).await?;
+        // A channel left open when the connection closes makes lapin log an error.
+        let _ = channel.close(200, "declared".into()).await;
         let publisher = Publisher::new(&connection).await?;
         Ok(JobClient {
             db,
@@ -294,11 +296,11 @@ impl JobClient {
     }
 
     pub async fn close(self) {
-        let _ = self
-            .current_link()
-            .connection
-            .close(200, "bye".into())
-            .await;
+        let link = self.current_link();
+        // Channel first, then the connection: closing a connection under an open channel
+        // makes lapin log `invalid channel state: Closing` at error level.
+        let _ = link.publisher.channel().close(200, "bye".into()).await;
+        let _ = link.connection.close(200, "bye".into()).await;
         self.db.close().await;
     }
 }

@@ -132,6 +132,19 @@ pub async fn insert_or_coalesce(
         if inserted.is_some() {
             return Ok((id, false));
         }
+        // A git job that waits takes the newer commit: it reconciles the manifest as that
+        // commit holds it, and an older commit must not win over a newer one.
+        if trigger == Trigger::Git {
+            sqlx::query(
+                "update jobs set trigger_ref = $3
+                 where service = $1 and action = $2 and status = 'queued' and trigger = 'git'",
+            )
+            .bind(service)
+            .bind(action.as_str())
+            .bind(trigger_ref)
+            .execute(pool)
+            .await?;
+        }
         let existing: Option<Uuid> = sqlx::query_scalar(
             "select id from jobs where service = $1 and action = $2 and status = 'queued'",
         )
@@ -144,6 +157,21 @@ pub async fn insert_or_coalesce(
             return Ok((existing, true));
         }
     }
+}
+
+/// The commit a git-triggered job reconciles (see [`crate::committed`]); `None` for any other
+/// trigger.
+pub async fn git_commit(pool: &PgPool, id: Uuid) -> Result<Option<String>, DbError> {
+    let trigger_ref: Option<Option<String>> =
+        sqlx::query_scalar("select trigger_ref from jobs where id = $1 and trigger = 'git'")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(trigger_ref
+        .flatten()
+        .as_deref()
+        .and_then(crate::committed::commit_of)
+        .map(str::to_owned))
 }
 
 pub async fn mark_published(pool: &PgPool, id: Uuid) -> Result<(), DbError> {

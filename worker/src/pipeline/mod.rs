@@ -8,6 +8,7 @@ pub mod queries;
 pub mod queue;
 pub mod relay;
 pub mod retry;
+pub mod spool;
 pub mod sweep;
 pub mod worker;
 

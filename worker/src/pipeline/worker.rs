@@ -420,9 +420,17 @@ impl Worker {
                     Outcome::Drifted { report }
                 })
             }
-            Action::Add | Action::Fix => Ok(Outcome::Applied {
-                applied: self.ctx.apply(service, action).await?,
-            }),
+            Action::Add | Action::Fix => {
+                let commit = db::git_commit(&self.db, job.id)
+                    .await
+                    .map_err(|e| FlowError::ReadJob(e.to_string()))?;
+                Ok(Outcome::Applied {
+                    applied: self
+                        .ctx
+                        .apply_at(service, action, commit.as_deref())
+                        .await?,
+                })
+            }
             Action::Sweep => Ok(Outcome::Swept {
                 sweep: super::sweep::Sweep {
                     ctx: &self.ctx,

@@ -74,6 +74,7 @@ impl Platform {
             state_dir: dir.path().join(".pma-sso"),
             exec_runner: vec![runner.display().to_string()],
             http_timeout: std::time::Duration::from_secs(5),
+            least_privilege: false,
         };
         let ctx = Context::new(settings).expect("context");
         Platform { sim, dir, ctx }

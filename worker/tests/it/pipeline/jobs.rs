@@ -391,3 +391,41 @@ async fn an_attempt_abandoned_by_a_dead_worker_is_closed_when_the_job_is_claimed
     assert_eq!(attempts[1].outcome, "updated");
     p.stop_workers().await;
 }
+
+#[tokio::test]
+async fn a_starting_worker_records_and_runs_what_a_git_hook_spooled() {
+    let p = Pipeline::new(&["grafana"]).await;
+    let spool = worker::pipeline::spool::Spool::in_state_dir(&p.platform.ctx.settings.state_dir);
+    spool
+        .add(&worker::pipeline::spool::Request {
+            service: "grafana".into(),
+            action: Action::Check,
+            trigger: Trigger::Cli,
+            trigger_ref: None,
+        })
+        .expect("spool");
+    let mut child = p.spawn_worker_process();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut status = None;
+    while tokio::time::Instant::now() < deadline {
+        status = sqlx::query_scalar::<_, String>(
+            "select status from jobs where service = 'grafana' and action = 'check'",
+        )
+        .fetch_optional(&p.pool)
+        .await
+        .expect("jobs");
+        if status
+            .as_deref()
+            .is_some_and(|s| s != "queued" && s != "running")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    super::harness::sigterm_exits_zero(&mut child, Duration::from_secs(15), "worker").await;
+    assert_eq!(status.as_deref(), Some("succeeded"), "recorded and run");
+    assert!(
+        spool.claim().is_empty(),
+        "the spool is empty once its request is recorded"
+    );
+}
