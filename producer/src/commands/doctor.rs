@@ -115,6 +115,20 @@ async fn outpost(ctx: &Context) -> Result<String, String> {
     .await
 }
 
+/// The managed objects authentik's blueprints create after a fresh start.
+async fn builtins(ctx: &Context) -> Result<String, String> {
+    timed("authentik", async {
+        let missing = worker::live::missing_builtins(&ctx.authentik)
+            .await
+            .map_err(|e| e.to_string())?;
+        match worker::live::not_ready_line(&missing) {
+            None => Ok("authentik's managed scope mappings are present".to_owned()),
+            Some(line) => Err(line),
+        }
+    })
+    .await
+}
+
 fn packages(ctx: &Context) -> Result<String, String> {
     let dir = &ctx.settings.packages_dir;
     let loaded = schemas::load_packages(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -136,6 +150,7 @@ pub async fn run(ctx: &Context, out: &mut dyn Write) -> Status {
         ("token", token(ctx).await),
         ("version", version(ctx).await),
         ("outpost", outpost(ctx).await),
+        ("built-ins", builtins(ctx).await),
         ("packages", packages(ctx)),
     ];
     let mut status = Status::Green;
