@@ -162,6 +162,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Status {
         Command::Init { admin_token_stdin } => {
             return commands::init::run(*admin_token_stdin, out).await;
         }
+        // Before settings too: a stack started before `init` waits for its token.
+        Command::Serve => return commands::serve::run(out).await,
         _ => {}
     }
     let settings = match Settings::from_env() {
@@ -192,11 +194,13 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Status {
             commands::jobs::run(&ctx, &opts, Action::Fix, Some(&service), false, out).await
         }
         Command::FixAll => commands::jobs::run(&ctx, &opts, Action::Fix, None, false, out).await,
-        Command::Serve => commands::serve::serve(&ctx, out).await,
         Command::Doctor => commands::doctor::run(&ctx, out).await,
         Command::PruneHistory { keep } => commands::prune::run(&ctx, keep, out).await,
         Command::Sweep => commands::serve::sweep(&ctx, &opts, out).await,
-        Command::GitHook { .. } | Command::Enqueue { .. } | Command::Init { .. } => {
+        Command::GitHook { .. }
+        | Command::Enqueue { .. }
+        | Command::Init { .. }
+        | Command::Serve => {
             unreachable!("dispatched above")
         }
         Command::Webhook { command } => commands::webhook::run(&ctx, &command, out).await,
