@@ -22,6 +22,17 @@ async fn doctor(h: &Harness, env: &[(&str, &str)]) -> (i32, String) {
     )
 }
 
+/// doctor's lines, in order.
+const CHECKS: [&str; 7] = [
+    "database",
+    "broker",
+    "token",
+    "version",
+    "outpost",
+    "built-ins",
+    "packages",
+];
+
 fn line<'a>(out: &'a str, name: &str) -> &'a str {
     out.lines()
         .find(|l| l.contains(&format!(" {name} — ")))
@@ -33,16 +44,8 @@ async fn doctor_prints_one_green_line_per_dependency_when_all_is_well() {
     let h = Harness::start(&["grafana", "redmine", "uptime-kuma"]).await;
     let (code, out) = doctor(&h, &[]).await;
     assert_eq!(code, 0, "{out}");
-    assert_eq!(out.lines().count(), 7, "{out}");
-    for name in [
-        "database",
-        "broker",
-        "token",
-        "version",
-        "outpost",
-        "built-ins",
-        "packages",
-    ] {
+    assert_eq!(out.lines().count(), CHECKS.len(), "{out}");
+    for name in CHECKS {
         assert!(line(&out, name).starts_with("✓ "), "{out}");
     }
     assert!(line(&out, "token").contains("acts as"), "{out}");
@@ -76,15 +79,7 @@ async fn doctor_names_each_failure_and_exits_2() {
     )
     .await;
     assert_eq!(code, 2, "{out}");
-    for name in [
-        "database",
-        "broker",
-        "token",
-        "version",
-        "outpost",
-        "built-ins",
-        "packages",
-    ] {
+    for name in CHECKS {
         assert!(line(&out, name).starts_with("❌ "), "{name}: {out}");
     }
     assert!(line(&out, "packages").contains("broken"), "{out}");

@@ -19,6 +19,7 @@ mod retention;
 mod retry;
 mod rotate;
 mod serve;
+mod stack;
 mod status;
 mod status_page;
 mod sweep;
