@@ -385,18 +385,15 @@ async fn serve_without_a_token_waits_alive_and_not_ready_naming_init() {
         child.try_wait().expect("try_wait").is_none(),
         "serve exited"
     );
-    let pid = child.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+    let status = testkit::process::sigterm(&mut child, Duration::from_secs(10))
         .await
-        .expect("serve stops on SIGTERM")
-        .expect("output");
-    assert_eq!(out.status.code(), Some(0));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+        .expect("serve stops on SIGTERM");
+    assert_eq!(status.code(), Some(0));
+    let mut stdout = String::new();
+    if let Some(mut pipe) = child.stdout.take() {
+        use tokio::io::AsyncReadExt;
+        pipe.read_to_string(&mut stdout).await.expect("stdout");
+    }
     assert!(
         stdout.contains("waiting: AUTHENTIK_TOKEN is not set"),
         "{stdout}"
