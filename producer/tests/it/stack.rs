@@ -61,6 +61,7 @@ struct Stack {
     project: String,
     webhook_port: u16,
     database_url: String,
+    amqp_url: String,
 }
 
 impl Stack {
@@ -513,6 +514,7 @@ fn set_up_dir(ak: &RealAuthentik) -> Stack {
         })
         .unwrap_or_else(|| "0".into());
     let (pg_password, pg_port) = (random("pg"), free_port());
+    let (mq_password, mq_port) = (random("mq"), free_port());
     // The operator's .env, as the README's sequence makes it, for an external authentik.
     let env = format!(
         "COMPOSE_PROJECT_NAME={project}\nCOMPOSE_PROFILES=\n\
@@ -528,10 +530,10 @@ fn set_up_dir(ak: &RealAuthentik) -> Stack {
          PMA_SSO_UID=0\nPMA_SSO_GID=0\nDOCKER_GID={docker_gid}\n\
          WIKIJS_URL=http://stand-ins:3000\nERPNEXT_URL=http://stand-ins:8000\nZAMMAD_URL=http://stand-ins:3001\n",
         pg_password,
-        random("mq"),
+        mq_password,
         random("st"),
         pg_port,
-        free_port(),
+        mq_port,
     );
     std::fs::write(dir.path().join(".env"), env).expect("write .env");
     Stack {
@@ -539,6 +541,7 @@ fn set_up_dir(ak: &RealAuthentik) -> Stack {
         project,
         webhook_port,
         database_url: format!("postgres://pma_sso:{pg_password}@127.0.0.1:{pg_port}/pma_sso"),
+        amqp_url: format!("amqp://pma_sso:{mq_password}@127.0.0.1:{mq_port}/%2f"),
     }
 }
 
@@ -668,6 +671,55 @@ async fn steps(stack: Arc<Stack>, ak: RealAuthentik) {
         "webhook: authentik's notification recorded a job ({:?} after the edit)",
         start.elapsed()
     ));
+
+    // The git hook on the host enqueues into the stack through the published ports.
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args([
+                "-c",
+                "user.name=stack",
+                "-c",
+                "user.email=stack@example.org",
+            ])
+            .args(args)
+            .current_dir(stack.dir.path())
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "git {args:?}: {}", text(&out));
+    };
+    std::fs::write(stack.dir.path().join(".gitignore"), ".env\n.pma-sso/\n").expect("ignore");
+    // The platform without grafana, then a commit adding grafana's manifest.
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["reset", "-q", "packages/grafana"]);
+    git(&["commit", "-qm", "the platform"]);
+    git(&["add", "packages/grafana"]);
+    git(&["commit", "-qm", "grafana"]);
+    let hook = Command::new(env!("CARGO_BIN_EXE_pma-sso"))
+        .args(["enqueue", "--changed", "HEAD^..HEAD"])
+        .current_dir(stack.dir.path())
+        .env("PMA_SSO_ENV_FILE", stack.env_file())
+        .env("DATABASE_URL", &stack.database_url)
+        .env("AMQP_URL", &stack.amqp_url)
+        .output()
+        .expect("pma-sso enqueue");
+    assert!(hook.status.success(), "enqueue: {}", text(&hook));
+    let start = Instant::now();
+    loop {
+        let done = stack.sql(
+            "select count(*) from jobs where trigger = 'git' and service = 'grafana' and status = 'succeeded'",
+        );
+        if done == "1" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the git hook's job: {done}; {}",
+            text(&hook)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    step("git hook on the host: a manifest commit became a job in the stack");
 
     // 5. The worker container killed in the middle of a fix-all, started again: every job
     //    finishes once. A new domain makes all twelve services drift, so each job writes.
