@@ -1,5 +1,19 @@
 # Two binaries, one image: `pma-sso` (CLI + serve) and `pma-sso-worker`.
-FROM docker.io/library/rust:1.89-bookworm AS build
+#
+# Users build from source (the default `BINARIES=from-source`), on the official images below.
+# Machines that cannot pull images nor download a Rust toolchain (CI here) pass local base
+# images and binaries compiled on a Debian bookworm host:
+#   DOCKER_BUILDKIT=1 docker build --build-arg BINARIES=host-built \
+#     --build-arg RUNTIME_IMAGE=<local bookworm image> .
+# (Debian's docker 20.10 needs DOCKER_BUILDKIT=1 for `RUN --mount`.)
+#
+# RUST_IMAGE's version is the workspace's `rust-version`, the newest any locked crate declares
+# (sqlx 0.9 wants 1.94): `cargo test -p producer --test it compose::` fails when they part.
+ARG RUST_IMAGE=docker.io/library/rust:1.94-bookworm
+ARG RUNTIME_IMAGE=docker.io/library/debian:bookworm-slim
+ARG BINARIES=from-source
+
+FROM ${RUST_IMAGE} AS from-source
 WORKDIR /src
 COPY . .
 # rustls only: no OpenSSL needed at build or run time.
@@ -8,7 +22,15 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked -p producer -p worker \
  && install -D target/release/pma-sso target/release/pma-sso-worker -t /out
 
-FROM docker.io/library/debian:bookworm-slim
+# Binaries compiled on the host (`cargo build`, or CI's `cargo test --workspace --no-run`); the
+# host must be Debian bookworm (or have an older glibc) for them to run in the image below.
+FROM ${RUNTIME_IMAGE} AS host-built
+ARG HOST_BIN_DIR=target/debug
+COPY ${HOST_BIN_DIR}/pma-sso ${HOST_BIN_DIR}/pma-sso-worker /out/
+
+FROM ${BINARIES} AS build
+
+FROM ${RUNTIME_IMAGE}
 # git: a job from a git hook reads the manifest as committed from the mounted project's .git
 # (owned by the host user, hence safe.directory).
 RUN apt-get update \

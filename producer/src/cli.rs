@@ -216,6 +216,8 @@ async fn run_command(cli: Cli, out: &mut dyn Write) -> Status {
         } => {
             return commands::init::run(*admin_token_stdin, *least_privilege, out).await;
         }
+        // Before settings too: a stack started before `init` waits for its token.
+        Command::Serve => return commands::serve::run(out).await,
         _ => {}
     }
     let settings = match Settings::from_env() {
@@ -264,11 +266,13 @@ async fn run_command(cli: Cli, out: &mut dyn Write) -> Status {
         Command::FixAll => {
             commands::jobs::run(&ctx, &opts, Action::Fix, None, Shape::Lines, out).await
         }
-        Command::Serve => commands::serve::serve(&ctx, out).await,
         Command::Doctor => commands::doctor::run(&ctx, opts.inline, out).await,
         Command::PruneHistory { keep } => commands::prune::run(&ctx, keep, out).await,
         Command::Sweep => commands::serve::sweep(&ctx, &opts, out).await,
-        Command::GitHook { .. } | Command::Enqueue { .. } | Command::Init { .. } => {
+        Command::GitHook { .. }
+        | Command::Enqueue { .. }
+        | Command::Init { .. }
+        | Command::Serve => {
             unreachable!("dispatched above")
         }
         Command::Webhook { command } => commands::webhook::run(&ctx, &command, out).await,

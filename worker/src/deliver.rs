@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use schemas::manifest::{EnvDelivery, ExecDelivery, FileDelivery, HttpDelivery};
@@ -36,6 +37,8 @@ pub enum DeliverError {
     ExecSpawn { program: String, problem: String },
     #[error("command exited with {status}: {output}")]
     ExecFailed { status: String, output: String },
+    #[error("{problem}")]
+    Engine { problem: String, transient: bool },
     #[error("{what}: {problem}")]
     Http {
         what: String,
@@ -47,7 +50,9 @@ pub enum DeliverError {
 impl DeliverError {
     pub fn is_transient(&self) -> bool {
         match self {
-            DeliverError::Http { transient, .. } => *transient,
+            DeliverError::Http { transient, .. } | DeliverError::Engine { transient, .. } => {
+                *transient
+            }
             // A failing command may be a container that is still starting.
             DeliverError::ExecFailed { .. } | DeliverError::Write { .. } => true,
             DeliverError::Render { .. }
@@ -351,6 +356,52 @@ impl Deliverer<'_> {
                 needs_restart: false,
             });
         }
+        if self.exec_runner == [crate::engine::ENGINE_RUNNER] {
+            self.exec_through_engine(&plan).await?;
+        } else {
+            self.exec_through_command(&plan).await?;
+        }
+        state.exec.insert(index.to_string(), fingerprint);
+        state
+            .save(self.state_dir, name)
+            .map_err(|source| DeliverError::Write {
+                path: self.display(&state_path(self.state_dir, name)),
+                source,
+            })?;
+        Ok(Delivered {
+            changed: true,
+            needs_restart: false,
+        })
+    }
+
+    /// `PMA_SSO_EXEC_RUNNER=docker-engine`: the Docker Engine API on a mounted socket.
+    async fn exec_through_engine(&self, plan: &ExecPlan) -> Result<(), DeliverError> {
+        let engine_error = |e: crate::engine::EngineError| DeliverError::Engine {
+            transient: e.is_transient(),
+            problem: scrub(&e.to_string(), &self.secrets),
+        };
+        let engine =
+            crate::engine::Engine::from_env(Duration::from_secs(300)).map_err(engine_error)?;
+        let output = engine
+            .exec(&plan.service, plan.user.as_deref(), &plan.env, &plan.argv)
+            .await
+            .map_err(engine_error)?;
+        if output.exit_code != 0 {
+            let text = if output.stderr.trim().is_empty() {
+                &output.stdout
+            } else {
+                &output.stderr
+            };
+            return Err(DeliverError::ExecFailed {
+                status: format!("exit status: {}", output.exit_code),
+                output: scrub(&last_line(text), &self.secrets),
+            });
+        }
+        Ok(())
+    }
+
+    /// The runner command (default `docker compose exec -T`) with the service and argv.
+    async fn exec_through_command(&self, plan: &ExecPlan) -> Result<(), DeliverError> {
         let (program, prefix) =
             self.exec_runner
                 .split_first()
@@ -387,30 +438,12 @@ impl Deliverer<'_> {
             if text.trim().is_empty() {
                 text = String::from_utf8_lossy(&output.stdout).into_owned();
             }
-            let tail: String = text
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .chars()
-                .take(200)
-                .collect();
             return Err(DeliverError::ExecFailed {
                 status: output.status.to_string(),
-                output: scrub(&tail, &self.secrets),
+                output: scrub(&last_line(&text), &self.secrets),
             });
         }
-        state.exec.insert(index.to_string(), fingerprint);
-        state
-            .save(self.state_dir, name)
-            .map_err(|source| DeliverError::Write {
-                path: self.display(&state_path(self.state_dir, name)),
-                source,
-            })?;
-        Ok(Delivered {
-            changed: true,
-            needs_restart: false,
-        })
+        Ok(())
     }
 
     // --- http ----------------------------------------------------------------------------
@@ -890,6 +923,17 @@ pub fn scrub(text: &str, secrets: &[String]) -> String {
         out = out.replace(secret.as_str(), "<redacted>");
     }
     out
+}
+
+/// The last non-empty line of a command's output, at most 200 characters.
+fn last_line(text: &str) -> String {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect()
 }
 
 // --- state: exec fingerprints ------------------------------------------------------------

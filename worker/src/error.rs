@@ -18,7 +18,10 @@ pub enum FlowError {
     FlowMissing { slug: String },
     #[error("authentik has no certificate keypair named `{name}`")]
     KeypairMissing { name: String },
-    #[error("authentik has no managed scope mapping `{managed}`")]
+    /// A built-in object authentik's blueprints create: missing right after a fresh start.
+    #[error(
+        "authentik has no managed scope mapping `{managed}` yet (not ready yet: a freshly started authentik creates its built-in mappings after it answers; retrying)"
+    )]
     ScopeMissing { managed: String },
     #[error("reading {path}: {problem}")]
     PackageFile { path: String, problem: String },
@@ -62,7 +65,9 @@ pub enum FlowError {
         "application `{slug}` exists in authentik but pma-sso did not create it (meta_publisher `{publisher}`); it is left alone"
     )]
     ForeignApplication { slug: String, publisher: String },
-    #[error("authentik has no managed SAML property mapping `{managed}`")]
+    #[error(
+        "authentik has no managed SAML property mapping `{managed}` yet (not ready yet: a freshly started authentik creates its built-in mappings after it answers; retrying)"
+    )]
     SamlMappingMissing { managed: String },
     #[error("creating SAML property mapping `{name}`: {source}")]
     CreateSamlMapping {
@@ -205,6 +210,9 @@ impl FlowError {
             | FlowError::Abandoned { .. }
             | FlowError::SweepRecord(_)
             | FlowError::ReadJob(_) => true,
+            // authentik answers before its blueprints have created the managed mappings: a
+            // fresh authentik, not an operator error, so the job waits and retries.
+            FlowError::ScopeMissing { .. } | FlowError::SamlMappingMissing { .. } => true,
             FlowError::WikijsAdminKey(e)
             | FlowError::WikijsReadHost(e)
             | FlowError::WikijsSetHost(e)
@@ -223,10 +231,8 @@ impl FlowError {
             FlowError::Manifest(_)
             | FlowError::FlowMissing { .. }
             | FlowError::KeypairMissing { .. }
-            | FlowError::ScopeMissing { .. }
             | FlowError::PackageFile { .. }
             | FlowError::ForeignApplication { .. }
-            | FlowError::SamlMappingMissing { .. }
             | FlowError::OutpostMissing { .. }
             | FlowError::ReadEnv(_)
             | FlowError::Render { .. }
@@ -264,5 +270,31 @@ impl FlowError {
             | FlowError::FrappeUpdateLoginKey { source: e, .. } => e.retry_after(),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_managed_mapping_is_not_ready_yet_and_retried() {
+        let missing = FlowError::ScopeMissing {
+            managed: "goauthentik.io/providers/oauth2/scope-openid".into(),
+        };
+        assert!(missing.is_transient());
+        assert!(missing.to_string().contains("not ready yet"), "{missing}");
+        let saml = FlowError::SamlMappingMissing {
+            managed: "goauthentik.io/providers/saml/upn".into(),
+        };
+        assert!(saml.is_transient());
+        assert!(saml.to_string().contains("not ready yet"), "{saml}");
+        // A flow named in a manifest is the operator's: still an error to fix, not to wait for.
+        assert!(
+            !FlowError::FlowMissing {
+                slug: "typo".into()
+            }
+            .is_transient()
+        );
     }
 }

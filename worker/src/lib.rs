@@ -4,6 +4,7 @@ pub mod authentik;
 pub mod committed;
 pub mod context;
 pub mod deliver;
+pub mod engine;
 pub mod envfile;
 pub mod error;
 pub mod flows;
@@ -15,6 +16,7 @@ pub mod render;
 pub mod report;
 pub mod rotate;
 pub mod settings;
+pub mod startup;
 pub mod verify;
 pub mod wikijs;
 

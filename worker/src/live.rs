@@ -12,6 +12,32 @@ use crate::authentik::{
 /// `managed` of authentik's embedded outpost.
 pub const EMBEDDED_OUTPOST: &str = "goauthentik.io/outposts/embedded";
 
+/// The managed scope mappings a fresh authentik has not created yet. authentik answers its
+/// health check before its blueprints have run, so right after a first start these are
+/// missing for a while: `doctor` and the worker's `/readyz` name them ("not ready yet").
+pub async fn missing_builtins(client: &Client) -> Result<Vec<&'static str>, AuthentikError> {
+    let present = client.scope_mappings().await?;
+    Ok(schemas::manifest::MANAGED_SCOPES
+        .iter()
+        .map(|(_, managed)| *managed)
+        .filter(|managed| {
+            !present
+                .iter()
+                .any(|m| m.managed.as_deref() == Some(*managed))
+        })
+        .collect())
+}
+
+/// `missing_builtins` as one line for an operator, or None when nothing is missing.
+pub fn not_ready_line(missing: &[&str]) -> Option<String> {
+    (!missing.is_empty()).then(|| {
+        format!(
+            "authentik is not ready yet: it has no managed scope mapping {} (its blueprints are still running after a fresh start)",
+            missing.join(", ")
+        )
+    })
+}
+
 /// Objects every flow resolves names against.
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {

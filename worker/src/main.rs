@@ -12,7 +12,7 @@ use worker::pipeline::{
     spool,
     worker::{Health, Worker},
 };
-use worker::{Context, Settings};
+use worker::{Context, startup};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -33,11 +33,37 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> Result<(), String> {
-    let settings = Settings::from_env().map_err(|e| format!("settings: {e}"))?;
     let pipeline = PipelineSettings::from_env().map_err(|e| format!("settings: {e}"))?;
-    let ctx = Arc::new(Context::new(settings).map_err(|e| e.to_string())?);
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_shutdown(shutdown.clone()));
+
+    // Health first: while the stack is not set up yet (no token), /healthz answers and
+    // /readyz says which command to run, instead of the container restarting in a loop.
+    let health = Arc::new(Health::default());
+    if let Some(addr) = pipeline.http_addr {
+        let (health, shutdown) = (health.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = http::serve(addr, health, shutdown).await {
+                tracing::error!(error = %e, %addr, "health/metrics server failed");
+            }
+        });
+    }
+    let waiting = |why: &str| {
+        tracing::warn!(problem = why, "waiting: not set up yet");
+        if let Ok(mut problem) = health.authentik_problem.lock() {
+            *problem = Some(why.to_owned());
+        }
+    };
+    let ready = startup::until_ready(
+        startup::WAIT_EVERY,
+        &shutdown,
+        || async { startup::settings_or_wait() },
+        waiting,
+    );
+    let Some(settings) = ready.await? else {
+        return Ok(());
+    };
+    let ctx = Arc::new(Context::new(settings).map_err(|e| e.to_string())?);
 
     // The database may come up after us (compose start order): wait for it, then migrate.
     // A connect attempt can take the pool's acquire timeout; SIGTERM must not wait for it.
@@ -63,15 +89,6 @@ async fn run() -> Result<(), String> {
     let spool = spool::Spool::in_state_dir(&ctx.settings.state_dir);
     spool::replay(&spool, &pool, pipeline.retry.max_attempts).await;
 
-    let health = Arc::new(Health::default());
-    if let Some(addr) = pipeline.http_addr {
-        let (health, shutdown) = (health.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            if let Err(e) = http::serve(addr, health, shutdown).await {
-                tracing::error!(error = %e, %addr, "health/metrics server failed");
-            }
-        });
-    }
     let relay = Relay {
         db: pool.clone(),
         amqp_url: pipeline.amqp_url.clone(),

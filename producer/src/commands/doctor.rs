@@ -218,6 +218,20 @@ async fn permissions(ctx: &Context) -> Result<String, Vec<Finding>> {
     }
 }
 
+/// The managed objects authentik's blueprints create after a fresh start.
+async fn builtins(ctx: &Context) -> Result<String, String> {
+    timed("authentik", async {
+        let missing = worker::live::missing_builtins(&ctx.authentik)
+            .await
+            .map_err(|e| e.to_string())?;
+        match worker::live::not_ready_line(&missing) {
+            None => Ok("authentik's managed scope mappings are present".to_owned()),
+            Some(line) => Err(line),
+        }
+    })
+    .await
+}
+
 fn packages(ctx: &Context) -> Result<String, String> {
     let dir = &ctx.settings.packages_dir;
     let loaded = schemas::load_packages(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -247,6 +261,7 @@ pub async fn run(ctx: &Context, inline: bool, out: &mut dyn Write) -> Status {
         ("token", Some(token(ctx).await)),
         ("version", Some(version(ctx).await)),
         ("outpost", Some(outpost(ctx).await)),
+        ("built-ins", Some(builtins(ctx).await)),
         ("packages", Some(packages(ctx))),
     ];
     let mut status = Status::Green;

@@ -167,7 +167,7 @@ where
     Ok(updated)
 }
 
-async fn install(ctx: &Context, url: &str, out: &mut dyn Write) -> Result<(), String> {
+pub(crate) async fn install(ctx: &Context, url: &str, out: &mut dyn Write) -> Result<(), String> {
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(format!("--url must be an http(s) URL, got {url:?}"));
     }

@@ -63,18 +63,14 @@ pub struct ServeSettings {
 
 impl ServeSettings {
     pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<ServeSettings, String> {
-        let webhook_addr = match get("PMA_SSO_WEBHOOK_ADDR") {
-            None => SocketAddr::from(([0, 0, 0, 0], 8080)),
-            Some(v) => v.parse().map_err(|_| {
-                format!("PMA_SSO_WEBHOOK_ADDR is invalid: expected host:port, got `{v}`")
-            })?,
-        };
+        let webhook_addr = webhook_addr(get)?;
         let webhook_secret = get("PMA_SSO_WEBHOOK_SECRET")
             .filter(|s| !s.trim().is_empty())
             .map(SecretString::from)
             .ok_or_else(|| {
                 "PMA_SSO_WEBHOOK_SECRET is not set (in the environment or in .env): the webhook \
-                 refuses to run without its shared secret; `pma-sso webhook install` creates one"
+                 refuses to run without its shared secret; set PMA_SSO_WEBHOOK_URL (serve then \
+                 installs the webhook) or run `pma-sso webhook install --url …`, which create one"
                     .to_owned()
             })?;
         let cron_text = get("PMA_SSO_SWEEP_CRON").unwrap_or_else(|| DEFAULT_SWEEP_CRON.into());
@@ -98,6 +94,16 @@ impl ServeSettings {
             sweep_cron,
             leader_retry,
         })
+    }
+}
+
+/// `PMA_SSO_WEBHOOK_ADDR`, default `0.0.0.0:8080`.
+pub fn webhook_addr(get: &dyn Fn(&str) -> Option<String>) -> Result<SocketAddr, String> {
+    match get("PMA_SSO_WEBHOOK_ADDR") {
+        None => Ok(SocketAddr::from(([0, 0, 0, 0], 8080))),
+        Some(v) => v
+            .parse()
+            .map_err(|_| format!("PMA_SSO_WEBHOOK_ADDR is invalid: expected host:port, got `{v}`")),
     }
 }
 
@@ -197,7 +203,8 @@ impl Serve {
             own_user: self.own_user.clone(),
             packages_dir: self.packages_dir.clone(),
             jobs: self.jobs.clone(),
-        }));
+        }))
+        .merge(health_router(self.jobs.db.clone()));
         let stop = shutdown.clone();
         let served = limits::serve(listener, app, self.settings.limits.clone(), stop).await;
         // The server may end on its own (an accept error): stop the rest with it.
@@ -209,4 +216,32 @@ impl Serve {
         let _ = retention.await;
         served
     }
+}
+
+/// `/healthz` (the process is alive) and `/readyz` (its database answers), on the webhook's
+/// listener: the one address every deployment reaches, with no token in front.
+pub fn health_router(db: sqlx::PgPool) -> axum::Router {
+    use axum::http::StatusCode;
+    axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            axum::routing::get(move || {
+                let db = db.clone();
+                async move {
+                    let ping = sqlx::query_scalar::<_, i32>("select 1").fetch_one(&db);
+                    match tokio::time::timeout(Duration::from_secs(5), ping).await {
+                        Ok(Ok(_)) => (StatusCode::OK, "database: up\n".to_owned()),
+                        Ok(Err(e)) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("database: down ({e})\n"),
+                        ),
+                        Err(_) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "database: down (no answer within 5s)\n".to_owned(),
+                        ),
+                    }
+                }
+            }),
+        )
 }

@@ -29,7 +29,7 @@ pub fn repo_root() -> PathBuf {
         .to_owned()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read") {
         let entry = entry.expect("entry");

@@ -22,6 +22,17 @@ async fn doctor(h: &Harness, env: &[(&str, &str)]) -> (i32, String) {
     )
 }
 
+/// doctor's lines, in order.
+const CHECKS: [&str; 7] = [
+    "database",
+    "broker",
+    "token",
+    "version",
+    "outpost",
+    "built-ins",
+    "packages",
+];
+
 fn line<'a>(out: &'a str, name: &str) -> &'a str {
     out.lines()
         .find(|l| l.contains(&format!(" {name} — ")))
@@ -33,10 +44,8 @@ async fn doctor_prints_one_green_line_per_dependency_when_all_is_well() {
     let h = Harness::start(&["grafana", "redmine", "uptime-kuma"]).await;
     let (code, out) = doctor(&h, &[]).await;
     assert_eq!(code, 0, "{out}");
-    assert_eq!(out.lines().count(), 6, "{out}");
-    for name in [
-        "database", "broker", "token", "version", "outpost", "packages",
-    ] {
+    assert_eq!(out.lines().count(), CHECKS.len(), "{out}");
+    for name in CHECKS {
         assert!(line(&out, name).starts_with("✓ "), "{out}");
     }
     assert!(line(&out, "token").contains("acts as"), "{out}");
@@ -70,9 +79,7 @@ async fn doctor_names_each_failure_and_exits_2() {
     )
     .await;
     assert_eq!(code, 2, "{out}");
-    for name in [
-        "database", "broker", "token", "version", "outpost", "packages",
-    ] {
+    for name in CHECKS {
         assert!(line(&out, name).starts_with("❌ "), "{name}: {out}");
     }
     assert!(line(&out, "packages").contains("broken"), "{out}");
@@ -145,5 +152,43 @@ async fn doctor_error_lines_are_one_short_sentence_without_postgres_internals() 
             "one sentence: {l}"
         );
     }
+}
+
+/// A fresh authentik answers before its blueprints have created the managed scope mappings:
+/// `doctor` says it is not ready yet and names what is missing.
+#[tokio::test]
+async fn doctor_says_which_built_in_mappings_a_fresh_authentik_still_lacks() {
+    let h = Harness::start(&["grafana"]).await;
+    let openid = h
+        .sim
+        .scope_mappings()
+        .into_iter()
+        .find(|m| m["managed"] == "goauthentik.io/providers/oauth2/scope-openid")
+        .expect("the stand-in has the managed openid mapping");
+    let deleted = reqwest::Client::new()
+        .delete(format!(
+            "{}/api/v3/propertymappings/provider/scope/{}/",
+            h.sim.base_url(),
+            openid["pk"].as_str().expect("pk")
+        ))
+        .bearer_auth(h.sim.token())
+        .send()
+        .await
+        .expect("delete");
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    let (code, out) = doctor(&h, &[]).await;
+    assert_eq!(code, 2, "{out}");
+    let builtins = line(&out, "built-ins");
+    assert!(builtins.starts_with("❌ "), "{out}");
+    assert!(builtins.contains("not ready yet"), "{out}");
+    assert!(
+        builtins.contains("goauthentik.io/providers/oauth2/scope-openid"),
+        "{out}"
+    );
+    assert!(
+        !builtins.contains("scope-email"),
+        "only what is missing: {out}"
+    );
+    assert!(line(&out, "token").starts_with("✓ "), "{out}");
     h.finish().await;
 }

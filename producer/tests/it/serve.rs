@@ -373,3 +373,69 @@ async fn a_new_leader_sweeps_at_once_instead_of_waiting_for_the_schedule() {
     );
     p.finish().await;
 }
+
+/// A stack started before `pma-sso init`: no `AUTHENTIK_TOKEN`. serve must not exit (compose
+/// would restart it in a loop): it stays alive, is not ready, says which command to run, and
+/// stops cleanly on SIGTERM.
+#[tokio::test]
+async fn serve_without_a_token_waits_alive_and_not_ready_naming_init() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let dir = platform_dir(
+        &["grafana"],
+        &format!(
+            "DOMAIN=example.org\nAUTHENTIK_URL=http://127.0.0.1:9\nAUTHENTIK_TOKEN=\nPMA_SSO_WEBHOOK_ADDR=127.0.0.1:{port}\n"
+        ),
+    );
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pma-sso"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PMA_SSO_ENV_FILE", dir.path().join(".env"))
+        .env("PMA_SSO_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn serve");
+    let base = format!("http://127.0.0.1:{port}");
+    let start = std::time::Instant::now();
+    let health = loop {
+        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {
+            break r;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "serve never answered /healthz"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(health.status(), 200);
+    let ready = reqwest::get(format!("{base}/readyz"))
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), 503);
+    let body = ready.text().await.expect("body");
+    assert!(body.contains("AUTHENTIK_TOKEN is not set"), "{body}");
+    assert!(body.contains("pma-sso init"), "{body}");
+    // Still waiting a few polls later, not exited.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "serve exited"
+    );
+    let status = testkit::process::sigterm(&mut child, Duration::from_secs(10))
+        .await
+        .expect("serve stops on SIGTERM");
+    assert_eq!(status.code(), Some(0));
+    let mut stdout = String::new();
+    if let Some(mut pipe) = child.stdout.take() {
+        use tokio::io::AsyncReadExt;
+        pipe.read_to_string(&mut stdout).await.expect("stdout");
+    }
+    assert!(
+        stdout.contains("waiting: AUTHENTIK_TOKEN is not set"),
+        "{stdout}"
+    );
+}

@@ -10,8 +10,8 @@ pub mod cleanup;
 mod error;
 mod identity;
 mod notifications;
-pub mod retry;
 pub mod rbac;
+pub mod retry;
 mod types;
 
 use std::path::PathBuf;

@@ -483,10 +483,17 @@ impl Worker {
     pub async fn probe_authentik(&self) {
         match self.ctx.authentik.me().await {
             Ok(_) => {
-                self.health.authentik.store(true, Ordering::Relaxed);
                 metrics::gauge!("pma_sso_authentik_token_valid").set(1.0);
+                // A fresh authentik answers before its blueprints ran: name what it lacks.
+                let not_ready = match crate::live::missing_builtins(&self.ctx.authentik).await {
+                    Ok(missing) => crate::live::not_ready_line(&missing),
+                    Err(_) => None,
+                };
+                self.health
+                    .authentik
+                    .store(not_ready.is_none(), Ordering::Relaxed);
                 if let Ok(mut problem) = self.health.authentik_problem.lock() {
-                    *problem = None;
+                    *problem = not_ready;
                 }
             }
             Err(e @ crate::authentik::AuthentikError::Forbidden { .. }) => {

@@ -9,3 +9,4 @@ pub(crate) mod harness;
 mod jobs;
 mod outages;
 mod restart;
+mod startup;
