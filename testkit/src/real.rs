@@ -24,6 +24,11 @@ pub struct RealAuthentik {
 
 static SKIPPED: Once = Once::new();
 
+/// Held by tests that see every object pma-sso owns in the shared authentik (the contract
+/// suite's `orphans --prune`, the least-privilege test's own applications), so they never
+/// run at the same time within one test process.
+static EXCLUSIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 impl RealAuthentik {
     /// The real authentik, if this run has one. `None` (after one printed line per process)
     /// when `PMA_SSO_REAL_AUTHENTIK` is unset; a panic naming what is wrong when it is set but
@@ -60,6 +65,11 @@ impl RealAuthentik {
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| PathBuf::from(".")),
         })
+    }
+
+    /// The shared authentik to oneself (see [`EXCLUSIVE`]) until the guard is dropped.
+    pub async fn exclusive(&self) -> tokio::sync::MutexGuard<'static, ()> {
+        EXCLUSIVE.lock().await
     }
 
     /// Waits until the API answers `users/me` with the token; panics with the logs' tails.

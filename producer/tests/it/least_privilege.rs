@@ -38,6 +38,8 @@ async fn with_the_least_privilege_token_every_command_works_and_writes_outside_i
     else {
         return;
     };
+    // Its applications are pma-sso's: the contract suite's `orphans --prune` must not see them.
+    let _alone = real.exclusive().await;
     let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let account = format!("pma-sso-19-lp-{tag}");
     let svc = format!("lp19-{tag}");
