@@ -94,8 +94,14 @@ async fn every_json_output_matches_its_committed_schema() {
     let (code, out) = h.pma(&["--json", "orphans", "--prune"]).await;
     assert_eq!(code, 0, "{out}");
     let pruned = valid("orphans", &out);
+    // With --prune the rows are what was done to each orphan (the listing is not repeated).
     assert_eq!(
-        pruned[1]["deleted"],
+        pruned[0]["env_keys_removed"],
+        serde_json::json!(["REDMINE_SSO_CLIENT_ID", "REDMINE_SSO_CLIENT_SECRET"]),
+        "{out}"
+    );
+    assert_eq!(
+        pruned[0]["deleted"],
         serde_json::json!(["application", "provider"]),
         "{out}"
     );
