@@ -110,21 +110,10 @@ async fn run_contract(ak: &RealAuthentik) -> String {
     );
 
     let mut out = vec!["## init".to_owned()];
-    let base = tempfile::tempdir().expect("tmp");
-    std::fs::write(
-        base.path().join(".env"),
-        format!("AUTHENTIK_URL={}\n", ak.url),
-    )
-    .expect("env");
-    let (code, text) = pma(base.path(), &init_env(ak), &["init"]).await;
+    let (code, text, token, user) = init(ak).await;
     out.push(format!("init: exit {code}"));
     out.extend(text.lines().map(str::to_owned));
-    let env = EnvFile::read(&base.path().join(".env")).expect("init's .env");
-    let identity = format!(
-        "AUTHENTIK_TOKEN={}\nPMA_SSO_AUTHENTIK_USER={}\n",
-        env.get("AUTHENTIK_TOKEN").expect("init stored a token"),
-        env.get("PMA_SSO_AUTHENTIK_USER").unwrap_or("pma-sso"),
-    );
+    let identity = format!("AUTHENTIK_TOKEN={token}\nPMA_SSO_AUTHENTIK_USER={user}\n");
 
     let (fresh, drift, rotate, mappings) = tokio::join!(
         fresh(ak, &identity),
@@ -612,20 +601,8 @@ async fn webhook_path(ak: &RealAuthentik) {
     use crate::status::{Harness, Options};
     use producer::commands::webhook::{BODY_MAPPING, GROUP, HEADER_MAPPING, RULE, TRANSPORT};
 
-    let base = tempfile::tempdir().expect("tmp");
-    std::fs::write(
-        base.path().join(".env"),
-        format!("AUTHENTIK_URL={}\n", ak.url),
-    )
-    .expect("env");
-    let (code, text) = pma(base.path(), &init_env(ak), &["init"]).await;
+    let (code, text, token, user) = init(ak).await;
     assert_eq!(code, 0, "{text}");
-    let env = EnvFile::read(&base.path().join(".env")).expect(".env");
-    let token = env.get("AUTHENTIK_TOKEN").expect("token").to_owned();
-    let user = env
-        .get("PMA_SSO_AUTHENTIK_USER")
-        .unwrap_or("pma-sso")
-        .to_owned();
 
     let recorder = Recorder::start(&ak.url).await.expect("recorder");
     let secret: String = uuid::Uuid::new_v4().simple().to_string() + "-contract-webhook";
@@ -779,4 +756,22 @@ fn init_env(ak: &RealAuthentik) -> [(&'static str, &str); 2] {
         ("AUTHENTIK_ADMIN_TOKEN", ak.token.as_str()),
         ("PMA_SSO_SERVICE_ACCOUNT", "pma-sso-contract"),
     ]
+}
+
+/// `pma-sso init` in a directory of its own: exit code, output, and the token and user it stored.
+async fn init(ak: &RealAuthentik) -> (i32, String, String, String) {
+    let base = tempfile::tempdir().expect("tmp");
+    std::fs::write(
+        base.path().join(".env"),
+        format!("AUTHENTIK_URL={}\n", ak.url),
+    )
+    .expect("env");
+    let (code, text) = pma(base.path(), &init_env(ak), &["init"]).await;
+    let env = EnvFile::read(&base.path().join(".env")).expect("init's .env");
+    let token = env.get("AUTHENTIK_TOKEN").unwrap_or_default().to_owned();
+    let user = env
+        .get("PMA_SSO_AUTHENTIK_USER")
+        .unwrap_or("pma-sso")
+        .to_owned();
+    (code, text, token, user)
 }
